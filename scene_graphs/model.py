@@ -1,0 +1,676 @@
+"""The scene-graph data model: the contract between perception, programs and the engine.
+
+Every class is a frozen dataclass validated on construction, so a graph that exists is a graph
+that is well formed: boxes finite and well ordered inside the image, ids unique, relation and text
+endpoints present, scores in [0, 1]. Importers that meet boxes spilling over the image edge clip
+them with :meth:`Box.clip` and count what they clipped; the model itself never guesses.
+
+Serialized form (one JSON object per graph, see ``schema/scene_graph.schema.json``)::
+
+    {"version": 1, "image_id": ..., "path": ..., "width": ..., "height": ..., "sha256": ...,
+     "fields": [...], "objects": [...], "relations": [...], "text": [...],
+     "depth": {"key": ..., "larger_is_nearer": ..., "height": ..., "width": ...} | null,
+     "provenance": {...}, "meta": {...}}
+
+Depth arrays never go into the JSON: :mod:`scene_graphs.io` stores them beside the shard in an
+``.npz`` (loaded with ``allow_pickle=False``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import networkx
+
+SCHEMA_VERSION = 1
+"""Version of the serialized form; readers refuse versions they do not know."""
+
+FIELDS = ("objects", "masks", "attributes", "relations", "depth", "text")
+"""Graph fields an annotator or importer can fill. A field listed in ``SceneGraph.fields`` was
+looked for (so an empty list means "none found"); a field not listed was never annotated."""
+
+ATTRIBUTE_CATEGORIES = ("color", "material", "size", "shape", "state", "pattern", "other")
+RELATION_SOURCES = ("human", "model", "geometry", "depth")
+
+BOX_TOLERANCE = 0.5
+"""Pixels a box may spill over the image edge before validation refuses it (rounding in exports)."""
+
+
+class ValidationError(ValueError):
+    """A scene graph (or part of one) breaks the data model.
+
+    ``where`` is the field path inside the record (``objects[3].box``); ``source`` names the file and
+    record when the error comes from reading one. ``str()`` gives one line with all three.
+    """
+
+    def __init__(self, message: str, where: str = "", source: str = "") -> None:
+        self.message = message
+        self.where = where
+        self.source = source
+        super().__init__(self._text())
+
+    def _text(self) -> str:
+        parts = [p for p in (self.source, self.where) if p]
+        return f"{': '.join(parts)}: {self.message}" if parts else self.message
+
+    def at(self, prefix: str) -> "ValidationError":
+        """The same error one level further out (``prefix`` + ``.`` + current path)."""
+        where = f"{prefix}.{self.where}" if self.where and not self.where.startswith("[") else f"{prefix}{self.where}"
+        return ValidationError(self.message, where, self.source)
+
+    def in_source(self, source: str) -> "ValidationError":
+        """The same error, naming the file and record it came from."""
+        return ValidationError(self.message, self.where, source)
+
+
+def _check_score(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(f"score must be a number, got {type(value).__name__}", where)
+    value = float(value)
+    if not (0.0 <= value <= 1.0):  # also refuses NaN
+        raise ValidationError(f"score must be in [0, 1], got {value}", where)
+    return value
+
+
+def _check_text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"must be a non-empty string, got {value!r}", where)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """Axis-aligned box in pixels of the original (EXIF-oriented) image: ``x1 <= x2``, ``y1 <= y2``."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    def __post_init__(self) -> None:
+        for name in ("x1", "y1", "x2", "y2"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValidationError(f"{name} must be a number, got {type(v).__name__}")
+            if not math.isfinite(v):
+                raise ValidationError(f"{name} is not finite ({v})")
+            object.__setattr__(self, name, float(v))
+        if self.x1 > self.x2:
+            raise ValidationError(f"x1 > x2 ({self.x1} > {self.x2})")
+        if self.y1 > self.y2:
+            raise ValidationError(f"y1 > y2 ({self.y1} > {self.y2})")
+
+    @classmethod
+    def from_list(cls, values: Sequence[float]) -> "Box":
+        """From ``[x1, y1, x2, y2]``."""
+        if not isinstance(values, (list, tuple)) or len(values) != 4:
+            raise ValidationError(f"expected [x1, y1, x2, y2], got {values!r}")
+        return cls(*values)
+
+    @classmethod
+    def from_xywh(cls, x: float, y: float, w: float, h: float) -> "Box":
+        """From COCO / Visual Genome ``x, y, width, height``."""
+        return cls(x, y, x + w, y + h)
+
+    def to_list(self) -> list[float]:
+        return [self.x1, self.y1, self.x2, self.y2]
+
+    def to_xywh(self) -> list[float]:
+        return [self.x1, self.y1, self.x2 - self.x1, self.y2 - self.y1]
+
+    @property
+    def width(self) -> float:
+        return self.x2 - self.x1
+
+    @property
+    def height(self) -> float:
+        return self.y2 - self.y1
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.x1 + self.x2) / 2.0, (self.y1 + self.y2) / 2.0)
+
+    def intersection(self, other: "Box") -> float:
+        w = min(self.x2, other.x2) - max(self.x1, other.x1)
+        h = min(self.y2, other.y2) - max(self.y1, other.y1)
+        return w * h if w > 0 and h > 0 else 0.0
+
+    def iou(self, other: "Box") -> float:
+        inter = self.intersection(other)
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
+    def contains_point(self, x: float, y: float) -> bool:
+        return self.x1 <= x <= self.x2 and self.y1 <= y <= self.y2
+
+    def contains_box(self, other: "Box") -> bool:
+        return self.x1 <= other.x1 and self.y1 <= other.y1 and other.x2 <= self.x2 and other.y2 <= self.y2
+
+    def clip(self, width: float, height: float) -> tuple["Box", bool]:
+        """This box clipped to the image; the flag says whether anything changed."""
+        c = Box(
+            min(max(self.x1, 0.0), width),
+            min(max(self.y1, 0.0), height),
+            min(max(self.x2, 0.0), width),
+            min(max(self.y2, 0.0), height),
+        )
+        return c, c != self
+
+    def normalized(self, width: float, height: float, digits: int = 3) -> list[float]:
+        """``[x1, y1, x2, y2]`` divided by the image size, rounded (the usual grounding answer form)."""
+        return [round(self.x1 / width, digits), round(self.y1 / height, digits),
+                round(self.x2 / width, digits), round(self.y2 / height, digits)]
+
+    def scaled(self, sx: float, sy: float) -> "Box":
+        return Box(self.x1 * sx, self.y1 * sy, self.x2 * sx, self.y2 * sy)
+
+
+@dataclass(frozen=True, slots=True)
+class Mask:
+    """Binary mask as compressed COCO RLE (``counts`` as str, ``size`` as ``(height, width)``)."""
+
+    counts: str
+    height: int
+    width: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.counts, str):
+            raise ValidationError("RLE counts must be a compressed string", "counts")
+        for name in ("height", "width"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValidationError(f"{name} must be a positive integer, got {v!r}", "size")
+
+    @property
+    def rle(self) -> dict[str, Any]:
+        return {"size": [self.height, self.width], "counts": self.counts.encode("ascii")}
+
+    @classmethod
+    def from_array(cls, array: np.ndarray) -> "Mask":
+        """From a 2-D boolean (or 0/1) array of shape ``(height, width)``."""
+        from pycocotools import mask as mask_utils
+
+        a = np.asarray(array)
+        if a.ndim != 2:
+            raise ValidationError(f"mask array must be 2-D, got shape {a.shape}")
+        rle = mask_utils.encode(np.asfortranarray(a.astype(np.uint8)))
+        return cls(rle["counts"].decode("ascii"), int(a.shape[0]), int(a.shape[1]))
+
+    @classmethod
+    def from_polygons(cls, polygons: Sequence[Sequence[float]], height: int, width: int) -> "Mask":
+        """From COCO polygons (each ``[x0, y0, x1, y1, ...]``), merged into one mask."""
+        from pycocotools import mask as mask_utils
+
+        polys = [list(map(float, p)) for p in polygons if len(p) >= 6]
+        if not polys:
+            raise ValidationError("no polygon with at least 3 points")
+        rles = mask_utils.frPyObjects(polys, height, width)
+        rle = mask_utils.merge(rles)
+        return cls(rle["counts"].decode("ascii"), height, width)
+
+    @classmethod
+    def from_rle(cls, rle: Mapping[str, Any]) -> "Mask":
+        """From a COCO RLE dict, compressed (``counts`` str/bytes) or uncompressed (``counts`` list)."""
+        from pycocotools import mask as mask_utils
+
+        try:
+            h, w = (int(v) for v in rle["size"])
+            counts = rle["counts"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(f"RLE needs 'size' [h, w] and 'counts' ({exc})") from None
+        if isinstance(counts, list):
+            counts = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)["counts"]
+        if isinstance(counts, bytes):
+            counts = counts.decode("ascii")
+        return cls(counts, h, w)
+
+    def to_array(self) -> np.ndarray:
+        from pycocotools import mask as mask_utils
+
+        return mask_utils.decode(self.rle).astype(bool)
+
+    @property
+    def area(self) -> int:
+        from pycocotools import mask as mask_utils
+
+        return int(mask_utils.area(self.rle))
+
+    def bbox(self) -> Box:
+        from pycocotools import mask as mask_utils
+
+        return Box.from_xywh(*(float(v) for v in mask_utils.toBbox(self.rle)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": [self.height, self.width], "counts": self.counts}
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    """A property of an object: ``name`` (``red``), ``category`` (``color``) and confidence."""
+
+    name: str
+    category: str = "other"
+    score: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_text(self.name, "name")
+        if self.category not in ATTRIBUTE_CATEGORIES:
+            raise ValidationError(f"category must be one of {ATTRIBUTE_CATEGORIES}, got {self.category!r}", "category")
+        object.__setattr__(self, "score", _check_score(self.score, "score"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "category": self.category, "score": self.score}
+
+
+@dataclass(frozen=True, slots=True)
+class Object:
+    """One object in the image. ``depth`` is the median of the depth map under its mask (or box)."""
+
+    id: str
+    label: str
+    box: Box
+    score: float = 1.0
+    mask: Mask | None = None
+    attributes: tuple[Attribute, ...] = ()
+    depth: float | None = None
+    synset: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_text(self.id, "id")
+        _check_text(self.label, "label")
+        if not isinstance(self.box, Box):
+            raise ValidationError(f"must be a Box, got {type(self.box).__name__}", "box")
+        object.__setattr__(self, "score", _check_score(self.score, "score"))
+        if not isinstance(self.attributes, tuple):
+            object.__setattr__(self, "attributes", tuple(self.attributes))
+        for i, a in enumerate(self.attributes):
+            if not isinstance(a, Attribute):
+                raise ValidationError(f"must be an Attribute, got {type(a).__name__}", f"attributes[{i}]")
+        if self.mask is not None and not isinstance(self.mask, Mask):
+            raise ValidationError(f"must be a Mask, got {type(self.mask).__name__}", "mask")
+        if self.depth is not None:
+            if isinstance(self.depth, bool) or not isinstance(self.depth, (int, float)) or not math.isfinite(self.depth):
+                raise ValidationError(f"must be a finite number, got {self.depth!r}", "depth")
+            object.__setattr__(self, "depth", float(self.depth))
+
+    def attribute_names(self, category: str | None = None) -> list[str]:
+        return [a.name for a in self.attributes if category is None or a.category == category]
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": self.id, "label": self.label, "box": self.box.to_list(), "score": self.score}
+        if self.mask is not None:
+            d["mask"] = self.mask.to_dict()
+        if self.attributes:
+            d["attributes"] = [a.to_dict() for a in self.attributes]
+        if self.depth is not None:
+            d["depth"] = self.depth
+        if self.synset is not None:
+            d["synset"] = self.synset
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """A directed relation ``subject --predicate--> object`` between two object ids."""
+
+    subject: str
+    predicate: str
+    object: str
+    score: float = 1.0
+    source: str = "human"
+
+    def __post_init__(self) -> None:
+        _check_text(self.subject, "subject")
+        _check_text(self.object, "object")
+        _check_text(self.predicate, "predicate")
+        object.__setattr__(self, "score", _check_score(self.score, "score"))
+        if self.source not in RELATION_SOURCES:
+            raise ValidationError(f"source must be one of {RELATION_SOURCES}, got {self.source!r}", "source")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"subject": self.subject, "predicate": self.predicate, "object": self.object,
+                "score": self.score, "source": self.source}
+
+
+@dataclass(frozen=True, slots=True)
+class TextRegion:
+    """Text read in the image (OCR or annotation); ``object`` is the id of the object carrying it."""
+
+    id: str
+    text: str
+    box: Box
+    score: float = 1.0
+    object: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_text(self.id, "id")
+        _check_text(self.text, "text")
+        if not isinstance(self.box, Box):
+            raise ValidationError(f"must be a Box, got {type(self.box).__name__}", "box")
+        object.__setattr__(self, "score", _check_score(self.score, "score"))
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": self.id, "text": self.text, "box": self.box.to_list(), "score": self.score}
+        if self.object is not None:
+            d["object"] = self.object
+        return d
+
+
+@dataclass(frozen=True, eq=False)
+class DepthMap:
+    """A dense depth map (float32, any resolution; it is stretched over the whole image).
+
+    ``larger_is_nearer`` is True for disparity-like maps (Depth Anything, MiDaS, ProVision's uint8
+    maps) and False for metric depth. Use :meth:`nearness` to compare without caring which.
+    """
+
+    values: np.ndarray
+    larger_is_nearer: bool
+
+    def __post_init__(self) -> None:
+        v = np.asarray(self.values)
+        if v.ndim != 2 or v.size == 0:
+            raise ValidationError(f"depth map must be a non-empty 2-D array, got shape {v.shape}", "depth")
+        if not np.issubdtype(v.dtype, np.number):
+            raise ValidationError(f"depth map must be numeric, got {v.dtype}", "depth")
+        v = v.astype(np.float32, copy=False)
+        if not np.isfinite(v).all():
+            raise ValidationError("depth map has non-finite values", "depth")
+        v.setflags(write=False)
+        object.__setattr__(self, "values", v)
+        if not isinstance(self.larger_is_nearer, (bool, np.bool_)):
+            raise ValidationError("larger_is_nearer must be true or false", "depth.larger_is_nearer")
+        object.__setattr__(self, "larger_is_nearer", bool(self.larger_is_nearer))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.values.shape  # type: ignore[return-value]
+
+    def value_at(self, x: float, y: float, width: int, height: int) -> float:
+        """Map value at image pixel ``(x, y)`` of an image ``width`` x ``height``."""
+        mh, mw = self.values.shape
+        col = min(mw - 1, max(0, int(x * mw / width)))
+        row = min(mh - 1, max(0, int(y * mh / height)))
+        return float(self.values[row, col])
+
+    def nearness(self, value: float) -> float:
+        """A value that grows as things get nearer, whatever the map's convention."""
+        return value if self.larger_is_nearer else -value
+
+    def median_in(self, box: Box, width: int, height: int, mask: Mask | None = None) -> float:
+        """Median map value under ``mask`` (or inside ``box`` when there is no mask)."""
+        mh, mw = self.values.shape
+        if mask is not None:
+            m = mask.to_array()
+            if m.shape != (mh, mw):
+                rows = (np.arange(mh) * m.shape[0] // mh).clip(0, m.shape[0] - 1)
+                cols = (np.arange(mw) * m.shape[1] // mw).clip(0, m.shape[1] - 1)
+                m = m[np.ix_(rows, cols)]
+            if m.any():
+                return float(np.median(self.values[m]))
+        x1 = min(mw - 1, int(box.x1 * mw / width))
+        y1 = min(mh - 1, int(box.y1 * mh / height))
+        x2 = max(x1 + 1, min(mw, int(math.ceil(box.x2 * mw / width))))
+        y2 = max(y1 + 1, min(mh, int(math.ceil(box.y2 * mh / height))))
+        return float(np.median(self.values[y1:y2, x1:x2]))
+
+    def header(self, key: str) -> dict[str, Any]:
+        return {"key": key, "larger_is_nearer": self.larger_is_nearer,
+                "height": int(self.values.shape[0]), "width": int(self.values.shape[1])}
+
+
+@dataclass(frozen=True, eq=False)
+class SceneGraph:
+    """Everything known about one image. Immutable: use :meth:`replace` to derive a new graph."""
+
+    image_id: str
+    width: int
+    height: int
+    path: str = ""
+    sha256: str | None = None
+    objects: tuple[Object, ...] = ()
+    relations: tuple[Relation, ...] = ()
+    text: tuple[TextRegion, ...] = ()
+    depth: DepthMap | None = None
+    fields: frozenset[str] = frozenset()
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_text(self.image_id, "image_id")
+        for name in ("width", "height"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValidationError(f"must be a positive integer, got {v!r}", name)
+        for name in ("objects", "relations", "text"):
+            if not isinstance(getattr(self, name), tuple):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "fields", frozenset(self.fields))
+        unknown = self.fields - set(FIELDS)
+        if unknown:
+            raise ValidationError(f"unknown field names {sorted(unknown)}; known: {FIELDS}", "fields")
+        if self.sha256 is not None and (len(self.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.sha256)):
+            raise ValidationError(f"must be 64 lowercase hex digits, got {self.sha256!r}", "sha256")
+        if self.depth is not None and not isinstance(self.depth, DepthMap):
+            raise ValidationError(f"must be a DepthMap, got {type(self.depth).__name__}", "depth")
+        self._validate_objects()
+        ids = {o.id for o in self.objects}
+        for i, r in enumerate(self.relations):
+            if not isinstance(r, Relation):
+                raise ValidationError(f"must be a Relation, got {type(r).__name__}", f"relations[{i}]")
+            for end in ("subject", "object"):
+                if getattr(r, end) not in ids:
+                    raise ValidationError(f"{end} {getattr(r, end)!r} is not an object id in this graph",
+                                          f"relations[{i}].{end}")
+        text_ids: set[str] = set()
+        for i, t in enumerate(self.text):
+            if not isinstance(t, TextRegion):
+                raise ValidationError(f"must be a TextRegion, got {type(t).__name__}", f"text[{i}]")
+            if t.id in text_ids:
+                raise ValidationError(f"duplicate text region id {t.id!r}", f"text[{i}].id")
+            text_ids.add(t.id)
+            self._check_in_image(t.box, f"text[{i}].box")
+            if t.object is not None and t.object not in ids:
+                raise ValidationError(f"{t.object!r} is not an object id in this graph", f"text[{i}].object")
+
+    def _validate_objects(self) -> None:
+        seen: set[str] = set()
+        for i, o in enumerate(self.objects):
+            if not isinstance(o, Object):
+                raise ValidationError(f"must be an Object, got {type(o).__name__}", f"objects[{i}]")
+            if o.id in seen:
+                raise ValidationError(f"duplicate object id {o.id!r}", f"objects[{i}].id")
+            seen.add(o.id)
+            self._check_in_image(o.box, f"objects[{i}].box")
+            if o.mask is not None and (o.mask.height, o.mask.width) != (self.height, self.width):
+                raise ValidationError(
+                    f"mask size {o.mask.height}x{o.mask.width} differs from image {self.height}x{self.width}",
+                    f"objects[{i}].mask")
+
+    def _check_in_image(self, box: Box, where: str) -> None:
+        t = BOX_TOLERANCE
+        if box.x1 < -t or box.y1 < -t or box.x2 > self.width + t or box.y2 > self.height + t:
+            raise ValidationError(
+                f"{box.to_list()} lies outside the {self.width}x{self.height} image (importers clip such boxes)", where)
+
+    # ----------------------------------------------------------------- derived views (cached)
+    @cached_property
+    def objects_by_id(self) -> dict[str, Object]:
+        return {o.id: o for o in self.objects}
+
+    @cached_property
+    def objects_by_label(self) -> dict[str, tuple[Object, ...]]:
+        groups: dict[str, list[Object]] = defaultdict(list)
+        for o in self.objects:
+            groups[o.label].append(o)
+        return {k: tuple(v) for k, v in sorted(groups.items())}
+
+    @cached_property
+    def nx(self) -> "networkx.MultiDiGraph":
+        """A ``networkx.MultiDiGraph``: nodes are object ids (with label, box, score, attributes),
+        edges are relations keyed by predicate. Built once per graph; treat it as read-only."""
+        import networkx
+
+        g = networkx.MultiDiGraph(image_id=self.image_id, width=self.width, height=self.height)
+        for o in self.objects:
+            g.add_node(o.id, label=o.label, box=o.box.to_list(), score=o.score,
+                       attributes=[a.name for a in o.attributes], depth=o.depth)
+        for r in self.relations:
+            g.add_edge(r.subject, r.object, key=r.predicate, predicate=r.predicate, score=r.score, source=r.source)
+        return g
+
+    def has(self, *names: str) -> bool:
+        """Whether every named field was annotated (``graph.has("objects", "depth")``)."""
+        return all(n in self.fields for n in names)
+
+    def replace(self, **changes: Any) -> "SceneGraph":
+        """A new, validated graph with some fields changed."""
+        return replace(self, **changes)
+
+    # ----------------------------------------------------------------- serialization
+    def to_dict(self, depth_key: str | None = None) -> dict[str, Any]:
+        """Plain-JSON form. Depth values are not included: pass the key under which they are stored."""
+        return {
+            "version": SCHEMA_VERSION,
+            "image_id": self.image_id,
+            "path": self.path,
+            "width": self.width,
+            "height": self.height,
+            "sha256": self.sha256,
+            "fields": sorted(self.fields),
+            "objects": [o.to_dict() for o in self.objects],
+            "relations": [r.to_dict() for r in self.relations],
+            "text": [t.to_dict() for t in self.text],
+            "depth": None if self.depth is None else self.depth.header(depth_key or self.image_id),
+            "provenance": dict(self.provenance),
+            "meta": dict(self.meta),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], depth: DepthMap | None = None) -> "SceneGraph":
+        """Validate and build a graph from its JSON form. Errors name the field path."""
+        return _graph_from_dict(data, depth)
+
+    def __repr__(self) -> str:
+        return (f"SceneGraph({self.image_id!r}, {self.width}x{self.height}, {len(self.objects)} objects, "
+                f"{len(self.relations)} relations, {len(self.text)} text, depth={'yes' if self.depth else 'no'})")
+
+
+# --------------------------------------------------------------------- parsing from plain data
+def _req(d: Mapping[str, Any], key: str, where: str) -> Any:
+    if not isinstance(d, Mapping):
+        raise ValidationError(f"expected an object, got {type(d).__name__}", where)
+    if key not in d:
+        raise ValidationError("missing required field", f"{where}.{key}" if where else key)
+    return d[key]
+
+
+def _at(where: str, fn, *args):  # type: ignore[no-untyped-def]
+    try:
+        return fn(*args)
+    except ValidationError as exc:
+        raise exc.at(where) from None
+    except (TypeError, KeyError) as exc:  # malformed nested values
+        raise ValidationError(f"malformed value ({exc})", where) from None
+
+
+def _attribute_from(d: Any) -> Attribute:
+    if isinstance(d, str):
+        return Attribute(d)
+    return Attribute(_req(d, "name", ""), d.get("category", "other"), d.get("score", 1.0))
+
+
+def _object_from(d: Mapping[str, Any]) -> Object:
+    box = _at("box", Box.from_list, _req(d, "box", ""))
+    mask = None
+    if d.get("mask") is not None:
+        mask = _at("mask", Mask.from_rle, d["mask"])
+    attrs = d.get("attributes") or []
+    if not isinstance(attrs, list):
+        raise ValidationError("must be a list", "attributes")
+    attributes = tuple(_at(f"attributes[{i}]", _attribute_from, a) for i, a in enumerate(attrs))
+    return Object(str(_req(d, "id", "")), _req(d, "label", ""), box, d.get("score", 1.0), mask, attributes,
+                  d.get("depth"), d.get("synset"))
+
+
+def _relation_from(d: Mapping[str, Any]) -> Relation:
+    return Relation(str(_req(d, "subject", "")), _req(d, "predicate", ""), str(_req(d, "object", "")),
+                    d.get("score", 1.0), d.get("source", "human"))
+
+
+def _text_from(d: Mapping[str, Any]) -> TextRegion:
+    box = _at("box", Box.from_list, _req(d, "box", ""))
+    obj = d.get("object")
+    return TextRegion(str(_req(d, "id", "")), _req(d, "text", ""), box, d.get("score", 1.0),
+                      None if obj is None else str(obj))
+
+
+def _list_of(data: Mapping[str, Any], key: str, parse) -> tuple:  # type: ignore[no-untyped-def]
+    items = data.get(key) or []
+    if not isinstance(items, list):
+        raise ValidationError(f"must be a list, got {type(items).__name__}", key)
+    return tuple(_at(f"{key}[{i}]", parse, item) for i, item in enumerate(items))
+
+
+def _graph_from_dict(data: Mapping[str, Any], depth: DepthMap | None) -> SceneGraph:
+    if not isinstance(data, Mapping):
+        raise ValidationError(f"a scene graph must be a JSON object, got {type(data).__name__}")
+    version = data.get("version")
+    if version != SCHEMA_VERSION:
+        raise ValidationError(f"unknown scene-graph format version {version!r} (this mmgen reads {SCHEMA_VERSION})",
+                              "version")
+    header = data.get("depth")
+    if header is not None and depth is None:
+        raise ValidationError("graph refers to a depth map but none was supplied (missing .npz beside the shard?)",
+                              "depth")
+    if depth is not None and header is not None and bool(header.get("larger_is_nearer")) != depth.larger_is_nearer:
+        raise ValidationError("larger_is_nearer differs between the graph and its depth map", "depth")
+    for key in ("provenance", "meta"):
+        if not isinstance(data.get(key) or {}, Mapping):
+            raise ValidationError("must be an object", key)
+    fields_ = data.get("fields") or []
+    if not isinstance(fields_, list):
+        raise ValidationError("must be a list", "fields")
+    return SceneGraph(
+        image_id=str(_req(data, "image_id", "")),
+        width=_req(data, "width", ""),
+        height=_req(data, "height", ""),
+        path=data.get("path") or "",
+        sha256=data.get("sha256"),
+        objects=_list_of(data, "objects", _object_from),
+        relations=_list_of(data, "relations", _relation_from),
+        text=_list_of(data, "text", _text_from),
+        depth=depth if header is not None else None,
+        fields=frozenset(fields_),
+        provenance=dict(data.get("provenance") or {}),
+        meta=dict(data.get("meta") or {}),
+    )
+
+
+def infer_fields(objects: Iterable[Object], relations: Iterable[Relation] = (), text: Iterable[TextRegion] = (),
+                 depth: DepthMap | None = None) -> frozenset[str]:
+    """The fields a human-annotated graph evidently has (used by importers)."""
+    objects = list(objects)
+    out = {"objects"}
+    if objects and all(o.mask is not None for o in objects):
+        out.add("masks")
+    if any(o.attributes for o in objects):
+        out.add("attributes")
+    if any(True for _ in relations):
+        out.add("relations")
+    if any(True for _ in text):
+        out.add("text")
+    if depth is not None:
+        out.add("depth")
+    return frozenset(out)
