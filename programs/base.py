@@ -1,0 +1,382 @@
+"""The Program API: how a QA program is written, registered, seeded, balanced and verified.
+
+A program turns a scene graph into question-answer records in three pure steps::
+
+    plans   = program.candidates(view)           # every valid question, as plain JSON data
+    value   = program.solve(view, plan)          # the answer, derived from the graph alone
+    qa      = program.realize(view, plan, value, rng, form)   # words, options, rationale
+
+``solve`` never trusts the plan for the answer (a plan says *what* is asked, never the answer), so
+``mmgen verify`` can re-run it on a stored record and catch any mismatch.
+
+Rules every program gets from this module (write new rules here, not in programs):
+
+* **Seeding**: one ``numpy.random.Generator`` per (global seed, image ids, program id), built from
+  sha256 digests, so output never depends on worker count, shard order or ``PYTHONHASHSEED``.
+* **Answer balancing** (per image, like CLEVR's rejection sampling but deterministic): plans are grouped
+  by answer; an answer value is drawn uniformly among the values present, then a plan with that value.
+  So a yes/no program whose graph offers both answers says yes half the time, and a count program
+  does not keep asking about the most frequent count. Run-level capping is curation's job.
+* **Forms**: each plan is realized free-form or multiple-choice (``ProgramConfig.mc_ratio``). Options
+  come from ``distractors`` (same kind as the answer, false for this graph), ``num_options`` per
+  program, correct position drawn uniformly.
+* **Perception uncertainty**: objects scoring below ``min_score`` do not exist for programs; labels
+  with any object in the uncertain band ``[min_score, confident_score)`` are not counted or asked about
+  for existence (the program abstains and the abstention is counted).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from scene_graphs.model import Object, SceneGraph
+
+FREE_FORM = "free_form"
+MULTIPLE_CHOICE = "multiple_choice"
+FORMS = (FREE_FORM, MULTIPLE_CHOICE)
+
+Plan = dict[str, Any]
+"""A question plan: JSON-serializable, no answer inside, enough to solve and realize."""
+
+
+class ProgramError(RuntimeError):
+    """A program broke one of its own guarantees (a bug in the program, never bad input)."""
+
+
+@dataclass(frozen=True)
+class ProgramConfig:
+    """Knobs shared by all programs. Part of a run's manifest: changing one changes the output."""
+
+    seed: int = 0
+    max_per_image: int = 2
+    """Questions per program per image (per image set for multi-image programs)."""
+    mc_ratio: float = 0.5
+    """Share of records realized as multiple choice."""
+    min_score: float = 0.2
+    """Objects (and text regions) below this score are ignored by every program."""
+    confident_score: float = 0.5
+    """Objects in [min_score, confident_score) are uncertain: their labels are not counted or asked about."""
+    min_depth_gap: float = 0.1
+    """Depth comparisons need this relative gap between the two values (share of the map's range)."""
+    min_box_area: float = 0.0005
+    """Objects smaller than this share of the image are too small to ask about by position."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Template:
+    """One phrasing of a question. ``id`` is stable; ``text`` uses ``str.format`` fields from the plan's
+    rendering context (``{obj}``, ``{label}``, ``{labels}`` ...)."""
+
+    id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class QA:
+    """One generated question-answer record (the unit every later stage reads)."""
+
+    id: str
+    program: str
+    family: str
+    template: str
+    question_type: str
+    answer_type: str
+    images: tuple[str, ...]
+    question: str
+    answer: str
+    options: tuple[str, ...]
+    answer_index: int | None
+    rationale: str
+    plan: Plan
+    value: Any
+    provenance: Mapping[str, Any]
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "program": self.program, "family": self.family, "template": self.template,
+            "question_type": self.question_type, "answer_type": self.answer_type, "images": list(self.images),
+            "question": self.question, "answer": self.answer, "options": list(self.options),
+            "answer_index": self.answer_index, "rationale": self.rationale, "plan": self.plan,
+            "value": self.value, "provenance": dict(self.provenance), "seed": self.seed,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "QA":
+        return cls(d["id"], d["program"], d.get("family", ""), d["template"], d["question_type"], d["answer_type"],
+                   tuple(d["images"]), d["question"], d["answer"], tuple(d.get("options") or ()),
+                   d.get("answer_index"), d.get("rationale", ""), d["plan"], d.get("value"),
+                   d.get("provenance") or {}, d.get("seed", 0))
+
+
+# --------------------------------------------------------------------------------------- seeding
+def stable_int(text: str) -> int:
+    """A 64-bit integer from a string, identical in every process (unlike ``hash``)."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
+
+
+def make_rng(seed: int, image_ids: Sequence[str], program_id: str) -> np.random.Generator:
+    """The generator for one program on one image (or image set)."""
+    return np.random.default_rng([seed & 0xFFFFFFFF, stable_int("|".join(image_ids)), stable_int(program_id)])
+
+
+# --------------------------------------------------------------------------------------- graph view
+class GraphView:
+    """A scene graph as programs see it: confident objects only, with cached groupings.
+
+    Built once per graph and shared by all programs, so the work is done once per image.
+    """
+
+    def __init__(self, graph: SceneGraph, config: ProgramConfig, stats: Counter | None = None) -> None:
+        self.graph = graph
+        self.config = config
+        self.stats: Counter = stats if stats is not None else Counter()
+        """Counts abstentions and skips (``"<program>: <reason>"``) for the run summary."""
+        self.objects: tuple[Object, ...] = tuple(o for o in graph.objects if o.score >= config.min_score)
+        self.by_id: dict[str, Object] = {o.id: o for o in self.objects}
+
+    @property
+    def image_id(self) -> str:
+        return self.graph.image_id
+
+    @property
+    def width(self) -> int:
+        return self.graph.width
+
+    @property
+    def height(self) -> int:
+        return self.graph.height
+
+    @cached_property
+    def by_label(self) -> dict[str, tuple[Object, ...]]:
+        groups: dict[str, list[Object]] = {}
+        for o in self.objects:
+            groups.setdefault(o.label, []).append(o)
+        return {k: tuple(v) for k, v in sorted(groups.items())}
+
+    @cached_property
+    def uncertain_labels(self) -> frozenset[str]:
+        """Labels with at least one object in the uncertain score band."""
+        c = self.config.confident_score
+        return frozenset(o.label for o in self.objects if o.score < c)
+
+    @cached_property
+    def countable_labels(self) -> tuple[str, ...]:
+        """Labels whose every object is confidently detected: safe for counting and existence."""
+        return tuple(lbl for lbl in self.by_label if lbl not in self.uncertain_labels)
+
+    @cached_property
+    def relations(self) -> tuple:
+        """Relations between objects that survive ``min_score`` (and whose own score does too)."""
+        ids = self.by_id
+        m = self.config.min_score
+        return tuple(r for r in self.graph.relations if r.subject in ids and r.object in ids and r.score >= m)
+
+    @cached_property
+    def text(self) -> tuple:
+        m = self.config.min_score
+        return tuple(t for t in self.graph.text if t.score >= m)
+
+    def abstain(self, program_id: str, reason: str, n: int = 1) -> None:
+        """Record that a program declined to ask something (e.g. an uncertain category)."""
+        self.stats[f"abstained {program_id}: {reason}"] += n
+
+    def is_unique_label(self, label: str) -> bool:
+        return len(self.by_label.get(label, ())) == 1
+
+    def area_share(self, obj: Object) -> float:
+        return obj.box.area / float(self.width * self.height)
+
+
+# --------------------------------------------------------------------------------------- programs
+@dataclass
+class Realized:
+    """What ``realize`` returns; the base class wraps it into a :class:`QA`."""
+
+    template: str
+    question: str
+    answer: str
+    rationale: str
+    options: list[str] = field(default_factory=list)
+    """Distractors (false answers of the same kind) for multiple choice, without the answer."""
+    objects: list[str] = field(default_factory=list)
+    """Ids of objects the answer or rationale relies on beyond those named in the plan (provenance)."""
+
+
+class Program:
+    """Base class: subclass, set the class attributes, implement ``candidates``, ``solve``, ``realize``
+    (and ``distractors`` for multiple choice), decorate with :func:`register`."""
+
+    id: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    requires: ClassVar[frozenset[str]] = frozenset({"objects"})
+    answer_type: ClassVar[str] = ""
+    templates: ClassVar[tuple[Template, ...]] = ()
+    num_options: ClassVar[int] = 4
+    """Options in the multiple-choice form (answer included); 0 means free-form only."""
+    multi_image: ClassVar[bool] = False
+
+    # -- to implement ----------------------------------------------------------------------
+    def candidates(self, view: GraphView) -> list[Plan]:
+        """Every valid question plan for this graph, in a deterministic order."""
+        raise NotImplementedError
+
+    def solve(self, view: GraphView, plan: Plan) -> Any:
+        """The answer value (JSON data) for ``plan``, computed from the graph alone."""
+        raise NotImplementedError
+
+    def realize(self, view: GraphView, plan: Plan, value: Any, rng: np.random.Generator) -> Realized:
+        """Question text (template chosen with ``rng``), answer text, rationale and distractors."""
+        raise NotImplementedError
+
+    # -- provided --------------------------------------------------------------------------
+    def applicable(self, graph: SceneGraph) -> bool:
+        return graph.has(*self.requires)
+
+    def answer_key(self, value: Any) -> str:
+        """What answer balancing groups by (the value, as canonical JSON)."""
+        import orjson
+
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+    def pick_template(self, rng: np.random.Generator, ids: Iterable[str] | None = None) -> Template:
+        """A template drawn uniformly (optionally among ``ids``)."""
+        pool = self.templates if ids is None else tuple(t for t in self.templates if t.id in set(ids))
+        if not pool:
+            raise ProgramError(f"{self.id}: no template to choose from")
+        return pool[int(rng.integers(len(pool)))]
+
+    def referenced_objects(self, plan: Plan) -> list[str]:
+        """Object ids a plan uses (for provenance); plans name them under keys ending in ``id``/``ids``."""
+        out: list[str] = []
+        for k, v in plan.items():
+            if k.endswith("_ids") or k == "ids":
+                out.extend(str(x) for x in v)
+            elif k.endswith("_id") or k == "id":
+                out.append(str(v))
+        return out
+
+    def select(self, view: GraphView, plans: list[Plan], rng: np.random.Generator, k: int) -> list[tuple[Plan, Any]]:
+        """Up to ``k`` plans with their answers, balanced by answer value (see module docstring)."""
+        groups: dict[str, list[tuple[Plan, Any]]] = {}
+        for plan in plans:
+            value = self.solve(view, plan)
+            if value is None:
+                continue
+            groups.setdefault(self.answer_key(value), []).append((plan, value))
+        chosen: list[tuple[Plan, Any]] = []
+        keys = sorted(groups)
+        while keys and len(chosen) < k:
+            key = keys[int(rng.integers(len(keys)))]
+            pool = groups[key]
+            chosen.append(pool.pop(int(rng.integers(len(pool)))))
+            if not pool:
+                keys.remove(key)
+        return chosen
+
+    def generate(self, views: Sequence[GraphView], config: ProgramConfig) -> list[QA]:
+        """All records of this program for one image (or image set)."""
+        view = views[0]
+        image_ids = tuple(v.image_id for v in views)
+        rng = make_rng(config.seed, image_ids, self.id)
+        plans = self.candidates(view) if not self.multi_image else self.candidates(views)  # type: ignore[arg-type]
+        out: list[QA] = []
+        for index, (plan, value) in enumerate(self.select(view, plans, rng, config.max_per_image)):
+            out.append(self._make_qa(views, plan, value, rng, config, index))
+        return out
+
+    def _make_qa(self, views: Sequence[GraphView], plan: Plan, value: Any, rng: np.random.Generator,
+                 config: ProgramConfig, index: int) -> QA:
+        view = views[0] if not self.multi_image else views
+        r = self.realize(view, plan, value, rng)  # type: ignore[arg-type]
+        form = FREE_FORM
+        options: tuple[str, ...] = ()
+        answer_index = None
+        if self.num_options and rng.random() < config.mc_ratio:
+            distractors = list(dict.fromkeys(o for o in r.options if o != r.answer))
+            if len(distractors) >= self.num_options - 1:
+                picks = rng.choice(len(distractors), size=self.num_options - 1, replace=False)
+                opts = [distractors[int(i)] for i in sorted(picks)]
+                answer_index = int(rng.integers(self.num_options))
+                opts.insert(answer_index, r.answer)
+                options = tuple(opts)
+                form = MULTIPLE_CHOICE
+        image_ids = tuple(v.image_id for v in views)
+        qa_id = f"{'+'.join(image_ids)}:{self.id}:{index}"
+        return QA(
+            id=qa_id, program=self.id, family=self.family, template=r.template, question_type=form,
+            answer_type=self.answer_type, images=image_ids, question=r.question, answer=r.answer,
+            options=options, answer_index=answer_index, rationale=r.rationale, plan=plan, value=value,
+            provenance={"objects": list(dict.fromkeys(self.referenced_objects(plan) + r.objects))}, seed=config.seed,
+        )
+
+
+# --------------------------------------------------------------------------------------- registry
+REGISTRY: dict[str, type[Program]] = {}
+
+
+def register(cls: type[Program]) -> type[Program]:
+    """Class decorator adding a program to the registry; ids are global and never reused."""
+    if not cls.id or not (cls.id.startswith("single.") or cls.id.startswith("multi.")):
+        raise ProgramError(f"{cls.__name__}: id must start with 'single.' or 'multi.', got {cls.id!r}")
+    if cls.id in REGISTRY and REGISTRY[cls.id] is not cls:
+        raise ProgramError(f"program id {cls.id!r} registered twice ({REGISTRY[cls.id].__name__}, {cls.__name__})")
+    if cls.multi_image != cls.id.startswith("multi."):
+        raise ProgramError(f"{cls.id}: multi_image must match the id prefix")
+    if not cls.family or not cls.answer_type or not cls.templates:
+        raise ProgramError(f"{cls.id}: family, answer_type and templates are required")
+    ids = [t.id for t in cls.templates]
+    if len(set(ids)) != len(ids) or len({t.text for t in cls.templates}) != len(ids):
+        raise ProgramError(f"{cls.id}: duplicated template id or text")
+    REGISTRY[cls.id] = cls
+    return cls
+
+
+def load_all() -> dict[str, type[Program]]:
+    """Import every program module (single and multi) and return the registry, sorted by id."""
+    import importlib
+    import pkgutil
+
+    from . import multi, single
+
+    for package in (single, multi):
+        for m in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+            importlib.import_module(f"{package.__name__}.{m.name}")
+    return dict(sorted(REGISTRY.items()))
+
+
+def get_program(program_id: str) -> Program:
+    programs = load_all()
+    if program_id not in programs:
+        raise KeyError(f"unknown program {program_id!r}")
+    return programs[program_id]()
+
+
+def single_programs(ids: Iterable[str] | None = None) -> list[Program]:
+    """Instances of the registered single-image programs (all, or those whose id matches ``ids``)."""
+    wanted = set(ids) if ids is not None else None
+    return [cls() for pid, cls in load_all().items()
+            if not cls.multi_image and (wanted is None or pid in wanted or cls.family in wanted)]
+
+
+def run_single(graph: SceneGraph, config: ProgramConfig, programs: Sequence[Program],
+               stats: Counter | None = None) -> list[QA]:
+    """Every applicable program on one graph; skips and abstentions are counted in ``stats``."""
+    stats = stats if stats is not None else Counter()
+    view = GraphView(graph, config, stats)
+    out: list[QA] = []
+    for p in programs:
+        if not p.applicable(graph):
+            stats[f"skipped {p.id}: graph lacks " + ",".join(sorted(p.requires - graph.fields))] += 1
+            continue
+        out.extend(p.generate([view], config))
+    return out

@@ -1,0 +1,50 @@
+"""Counting: how many objects of a category (reference family for writing programs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..base import GraphView, Plan, Program, Realized, Template, register
+from ..grammar import be, count_phrase, fmt_box, plural
+
+
+def count_options(n: int, k: int, rng: np.random.Generator) -> list[str]:
+    """``k - 1`` false counts forming, with ``n``, a run of ``k`` consecutive integers in which ``n``
+    takes a uniformly drawn rank (shifted up where the run would go below zero), so neither the
+    options' range nor their order gives the answer away."""
+    start = max(0, n - int(rng.integers(k)))
+    return [str(v) for v in range(start, start + k) if v != n]
+
+
+@register
+class CountObjects(Program):
+    id = "single.count_objects"
+    family = "objects"
+    answer_type = "count"
+    templates = (
+        Template("how_many", "How many {labels} are there in the image?"),
+        Template("count_the", "Count the {labels} in this picture."),
+        Template("number_of", "What is the number of {labels} visible?"),
+    )
+
+    def candidates(self, view: GraphView) -> list[Plan]:
+        for label in sorted(view.uncertain_labels):
+            view.abstain(self.id, "uncertain category")
+        return [{"label": label} for label in view.countable_labels]
+
+    def solve(self, view: GraphView, plan: Plan) -> Any:
+        if plan["label"] in view.uncertain_labels:
+            return None
+        return len(view.by_label.get(plan["label"], ()))
+
+    def realize(self, view: GraphView, plan: Plan, value: Any, rng: np.random.Generator) -> Realized:
+        label = plan["label"]
+        t = self.pick_template(rng)
+        objs = sorted(view.by_label.get(label, ()), key=lambda o: (o.box.x1, o.box.y1))
+        where = ", ".join(fmt_box(o.box.normalized(view.width, view.height)) for o in objs)
+        rationale = (f"There {be(value)} {count_phrase(value, label)}" + (f": at {where}" if objs else "")
+                     + f". So the answer is {value}.")
+        return Realized(t.id, t.text.format(labels=plural(label)), str(value), rationale,
+                        count_options(value, self.num_options, rng), objects=[o.id for o in objs])
