@@ -100,6 +100,9 @@ class QA:
     value: Any
     provenance: Mapping[str, Any]
     seed: int
+    turns: tuple[tuple[str, str], ...] = ()
+    """Multi-turn records (conversations): every (question, answer) pair; the first is also
+    ``question`` / ``answer``. Empty for single-turn records."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +111,7 @@ class QA:
             "question": self.question, "answer": self.answer, "options": list(self.options),
             "answer_index": self.answer_index, "rationale": self.rationale, "plan": self.plan,
             "value": self.value, "provenance": dict(self.provenance), "seed": self.seed,
+            "turns": [list(t) for t in self.turns],
         }
 
     @classmethod
@@ -115,7 +119,7 @@ class QA:
         return cls(d["id"], d["program"], d.get("family", ""), d["template"], d["question_type"], d["answer_type"],
                    tuple(d["images"]), d["question"], d["answer"], tuple(d.get("options") or ()),
                    d.get("answer_index"), d.get("rationale", ""), d["plan"], d.get("value"),
-                   d.get("provenance") or {}, d.get("seed", 0))
+                   d.get("provenance") or {}, d.get("seed", 0), tuple(tuple(t) for t in d.get("turns") or ()))
 
 
 # --------------------------------------------------------------------------------------- seeding
@@ -210,6 +214,8 @@ class Realized:
     """Distractors (false answers of the same kind) for multiple choice, without the answer."""
     objects: list[str] = field(default_factory=list)
     """Ids of objects the answer or rationale relies on beyond those named in the plan (provenance)."""
+    turns: list[tuple[str, str]] = field(default_factory=list)
+    """For multi-turn records only: all (question, answer) turns, the first equal to question/answer."""
 
 
 class Program:
@@ -317,6 +323,7 @@ class Program:
             answer_type=self.answer_type, images=image_ids, question=r.question, answer=r.answer,
             options=options, answer_index=answer_index, rationale=r.rationale, plan=plan, value=value,
             provenance={"objects": list(dict.fromkeys(self.referenced_objects(plan) + r.objects))}, seed=config.seed,
+            turns=tuple((q, a) for q, a in r.turns),
         )
 
 
