@@ -16,7 +16,11 @@ Rules every program gets from this module (write new rules here, not in programs
 * **Answer balancing** (per image, like CLEVR's rejection sampling but deterministic): plans are grouped
   by answer; an answer value is drawn uniformly among the values present, then a plan with that value.
   So a yes/no program whose graph offers both answers says yes half the time, and a count program
-  does not keep asking about the most frequent count. Run-level capping is curation's job.
+  does not keep asking about the most frequent count. Then a written-down rejection rule for
+  answers that are common everywhere (CLEVR-style, but decided by the per-image generator, so it is
+  deterministic): a drawn plan is kept with probability ``Program.answer_weight(value)`` (1 by default;
+  counting keeps "1" with 0.35 and "2" with 0.7), otherwise its answer value is dropped for this image
+  and another is drawn. Run-level capping is curation's job.
 * **Forms**: each plan is realized free-form or multiple-choice (``ProgramConfig.mc_ratio``). Options
   come from ``distractors`` (same kind as the answer, false for this graph), ``num_options`` per
   program, correct position drawn uniformly.
@@ -254,6 +258,10 @@ class Program:
 
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
+    def answer_weight(self, value: Any) -> float:
+        """Probability of keeping a drawn plan with this answer (the rejection rule; 1 keeps all)."""
+        return 1.0
+
     def pick_template(self, rng: np.random.Generator, ids: Iterable[str] | None = None) -> Template:
         """A template drawn uniformly (optionally among ``ids``)."""
         pool = self.templates if ids is None else tuple(t for t in self.templates if t.id in set(ids))
@@ -284,7 +292,11 @@ class Program:
         while keys and len(chosen) < k:
             key = keys[int(rng.integers(len(keys)))]
             pool = groups[key]
-            chosen.append(pool.pop(int(rng.integers(len(pool)))))
+            plan, value = pool.pop(int(rng.integers(len(pool))))
+            if rng.random() >= self.answer_weight(value):
+                keys.remove(key)  # rejected: this answer is not asked about in this image
+                continue
+            chosen.append((plan, value))
             if not pool:
                 keys.remove(key)
         return chosen

@@ -1,0 +1,5 @@
+"""``python -m mmgen`` is the ``mmgen`` command."""
+
+from .cli import main
+
+main()
