@@ -15,11 +15,14 @@ ID_LENGTH = 16
 
 
 def relative_key(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> str:
-    """``path`` relative to ``root`` with ``/`` separators (``path`` itself, normalised, without a root)."""
-    p = os.fspath(path)
-    rel = os.path.relpath(p, os.fspath(root)) if root is not None else os.path.normpath(p)
+    """``path`` relative to ``root`` with ``/`` separators (``path`` itself, normalised, without a root).
+
+    ``bytes`` paths are decoded like ``os.fsdecode`` (undecodable bytes become surrogate escapes).
+    """
+    p = os.fsdecode(path)
+    rel = os.path.relpath(p, os.fsdecode(root)) if root is not None else os.path.normpath(p)
     if rel.startswith(".." + os.sep) or rel == "..":
-        raise ValueError(f"{p!r} is not inside the input root {os.fspath(root)!r}")
+        raise ValueError(f"{p!r} is not inside the input root {os.fsdecode(root)!r}")
     return rel.replace(os.sep, "/")
 
 

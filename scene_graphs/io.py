@@ -9,8 +9,11 @@ never sees half a shard and a killed writer leaves nothing behind under the fina
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
+import zipfile
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
@@ -26,16 +29,26 @@ class RecordError(ValidationError):
     """A record in a file cannot be read: malformed JSON or an invalid graph, with file and line."""
 
 
+@lru_cache(maxsize=None)
+def _umask() -> int:
+    """The process umask (read once; ``os.umask`` can only be read by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     """Open a temporary file beside ``path`` for binary writing; rename it to ``path`` on success.
 
-    On any exception the temporary file is removed and ``path`` is left as it was.
+    On any exception the temporary file is removed and ``path`` is left as it was. The new file gets
+    the permissions a plain ``open()`` would give it (``mkstemp`` alone would leave it owner-only).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
@@ -80,27 +93,60 @@ def depth_path(shard: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name.removesuffix(".jsonl") + DEPTH_SUFFIX)
 
 
+def _depth_key(image_id: str) -> str:
+    """The ``.npz`` key of a graph's depth map: its image id, unless a zip member name cannot hold it
+    (zip names end at a NUL character)."""
+    if "\x00" not in image_id:
+        return image_id
+    return "sha256-" + hashlib.sha256(image_id.encode("utf-8")).hexdigest()
+
+
 def write_graphs(path: str | os.PathLike[str], graphs: Iterable[SceneGraph]) -> int:
     """Write a graph shard (and its depth ``.npz`` when needed) atomically; returns the count."""
     lines: list[bytes] = []
     depths: dict[str, np.ndarray] = {}
-    flags: dict[str, bool] = {}
     for g in graphs:
+        key = _depth_key(g.image_id)
         if g.depth is not None:
-            if g.image_id in depths:
+            if key in depths:
                 raise ValidationError(f"two graphs with image id {g.image_id!r} in one shard", source=str(path))
-            depths[g.image_id] = g.depth.values
-            flags[g.image_id] = g.depth.larger_is_nearer
-        lines.append(dumps(g.to_dict(depth_key=g.image_id)))
+            depths[key] = g.depth.values
+        lines.append(dumps(g.to_dict(depth_key=key)))
     dpath = depth_path(path)
     if depths:
         with atomic_write(dpath) as f:
-            np.savez_compressed(f, **depths)
+            _write_npz(f, depths)
     elif dpath.exists():
         dpath.unlink()
     with atomic_write(path) as f:
         f.writelines(lines)
     return len(lines)
+
+
+def _write_npz(f: IO[bytes], arrays: dict[str, np.ndarray]) -> None:
+    """A compressed ``.npz`` readable by ``np.load``; unlike ``np.savez_compressed(f, **arrays)`` any key
+    works (an image id such as ``file`` or ``allow_pickle`` would clash with its keyword arguments)."""
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for key, array in arrays.items():
+            with zf.open(key + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+def _load_depth(npz: Any, dpath: Path, header: dict[str, Any], source: str) -> DepthMap:
+    """The depth map a graph's header points to, or a :class:`RecordError` naming the ``.npz`` and key."""
+    key = header.get("key")
+    if npz is None:
+        raise RecordError(f"graph refers to depth map {key!r} but {dpath} does not exist", "depth", source)
+    if not isinstance(key, str) or key not in npz.files:
+        raise RecordError(f"depth map {key!r} is not in {dpath}", "depth.key", source)
+    try:
+        values = npz[key]
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:  # object arrays (pickle) are refused here
+        raise RecordError(f"cannot read depth map {key!r} from {dpath}: {exc}", "depth", source) from None
+    try:
+        return DepthMap(values, bool(header.get("larger_is_nearer")))
+    except ValidationError as exc:
+        raise RecordError(exc.message, exc.where, source) from None
 
 
 def _record_source(path: Path, lineno: int, data: Any) -> str:
@@ -124,14 +170,13 @@ def read_graphs(path: str | os.PathLike[str]) -> Iterator[SceneGraph]:
                 depth = None
                 header = data.get("depth") if isinstance(data, dict) else None
                 if isinstance(header, dict):
-                    if npz is None and depth_path(path).exists():
-                        npz = np.load(depth_path(path), allow_pickle=False)
-                    key = header.get("key")
-                    if npz is not None and key in npz:
+                    dpath = depth_path(path)
+                    if npz is None and dpath.exists():
                         try:
-                            depth = DepthMap(npz[key], bool(header.get("larger_is_nearer")))
-                        except ValidationError as exc:
-                            raise RecordError(exc.message, exc.where, _record_source(path, lineno, data)) from None
+                            npz = np.load(dpath, allow_pickle=False)
+                        except (ValueError, OSError, zipfile.BadZipFile) as exc:
+                            raise RecordError(f"cannot read depth maps: {exc}", source=str(dpath)) from None
+                    depth = _load_depth(npz, dpath, header, _record_source(path, lineno, data))
                 try:
                     yield SceneGraph.from_dict(data, depth)
                 except ValidationError as exc:
@@ -148,7 +193,8 @@ def graph_files(src: str | os.PathLike[str]) -> list[Path]:
         return [src]
     if not src.is_dir():
         raise FileNotFoundError(f"no scene-graph file or folder at {src}")
-    return sorted(p for p in src.rglob("*.jsonl") if not p.name.startswith("."))
+    return sorted(p for p in src.rglob("*.jsonl")
+                  if not any(part.startswith(".") for part in p.relative_to(src).parts))
 
 
 def iter_graphs(src: str | os.PathLike[str]) -> Iterator[SceneGraph]:

@@ -19,6 +19,7 @@ Depth arrays never go into the JSON: :mod:`scene_graphs.io` stores them beside t
 from __future__ import annotations
 
 import math
+import numbers
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -70,8 +71,18 @@ class ValidationError(ValueError):
         return ValidationError(self.message, self.where, source)
 
 
+def _is_real(value: Any) -> bool:
+    """A real number (Python or numpy scalar), but not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_int(value: Any) -> bool:
+    """An integer (Python or numpy scalar), but not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
 def _check_score(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not _is_real(value):
         raise ValidationError(f"score must be a number, got {type(value).__name__}", where)
     value = float(value)
     if not (0.0 <= value <= 1.0):  # also refuses NaN
@@ -79,9 +90,13 @@ def _check_score(value: Any, where: str) -> float:
     return value
 
 
-def _check_text(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(f"must be a non-empty string, got {value!r}", where)
+def _check_text(value: Any, where: str, allow_empty: bool = False) -> str:
+    if not isinstance(value, str) or not (allow_empty or value.strip()):
+        raise ValidationError(f"must be a {'' if allow_empty else 'non-empty '}string, got {value!r}", where)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, e.g. a non-UTF-8 file name decoded with surrogateescape
+        raise ValidationError(f"is not valid UTF-8 text (cannot be written as JSON): {value!r}", where) from None
     return value
 
 
@@ -97,7 +112,7 @@ class Box:
     def __post_init__(self) -> None:
         for name in ("x1", "y1", "x2", "y2"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
+            if not _is_real(v):
                 raise ValidationError(f"{name} must be a number, got {type(v).__name__}")
             if not math.isfinite(v):
                 raise ValidationError(f"{name} is not finite ({v})")
@@ -189,8 +204,9 @@ class Mask:
             raise ValidationError("RLE counts must be a compressed string", "counts")
         for name in ("height", "width"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            if not _is_int(v) or v <= 0:
                 raise ValidationError(f"{name} must be a positive integer, got {v!r}", "size")
+            object.__setattr__(self, name, int(v))
 
     @property
     def rle(self) -> dict[str, Any]:
@@ -198,13 +214,13 @@ class Mask:
 
     @classmethod
     def from_array(cls, array: np.ndarray) -> "Mask":
-        """From a 2-D boolean (or 0/1) array of shape ``(height, width)``."""
+        """From a 2-D array of shape ``(height, width)``; non-zero values are inside the mask."""
         from pycocotools import mask as mask_utils
 
         a = np.asarray(array)
         if a.ndim != 2:
             raise ValidationError(f"mask array must be 2-D, got shape {a.shape}")
-        rle = mask_utils.encode(np.asfortranarray(a.astype(np.uint8)))
+        rle = mask_utils.encode(np.asfortranarray(a != 0, dtype=np.uint8))  # any non-zero value is inside
         return cls(rle["counts"].decode("ascii"), int(a.shape[0]), int(a.shape[1]))
 
     @classmethod
@@ -300,9 +316,11 @@ class Object:
         if self.mask is not None and not isinstance(self.mask, Mask):
             raise ValidationError(f"must be a Mask, got {type(self.mask).__name__}", "mask")
         if self.depth is not None:
-            if isinstance(self.depth, bool) or not isinstance(self.depth, (int, float)) or not math.isfinite(self.depth):
+            if not _is_real(self.depth) or not math.isfinite(self.depth):
                 raise ValidationError(f"must be a finite number, got {self.depth!r}", "depth")
             object.__setattr__(self, "depth", float(self.depth))
+        if self.synset is not None:
+            _check_text(self.synset, "synset")
 
     def attribute_names(self, category: str | None = None) -> list[str]:
         return [a.name for a in self.attributes if category is None or a.category == category]
@@ -359,6 +377,8 @@ class TextRegion:
         if not isinstance(self.box, Box):
             raise ValidationError(f"must be a Box, got {type(self.box).__name__}", "box")
         object.__setattr__(self, "score", _check_score(self.score, "score"))
+        if self.object is not None:
+            _check_text(self.object, "object")
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, "text": self.text, "box": self.box.to_list(), "score": self.score}
@@ -382,9 +402,9 @@ class DepthMap:
         v = np.asarray(self.values)
         if v.ndim != 2 or v.size == 0:
             raise ValidationError(f"depth map must be a non-empty 2-D array, got shape {v.shape}", "depth")
-        if not np.issubdtype(v.dtype, np.number):
-            raise ValidationError(f"depth map must be numeric, got {v.dtype}", "depth")
-        v = v.astype(np.float32, copy=False)
+        if not (np.issubdtype(v.dtype, np.integer) or np.issubdtype(v.dtype, np.floating)):
+            raise ValidationError(f"depth map must be integer or float, got {v.dtype}", "depth")
+        v = np.array(v, dtype=np.float32)  # a private copy, never the caller's array
         if not np.isfinite(v).all():
             raise ValidationError("depth map has non-finite values", "depth")
         v.setflags(write=False)
@@ -392,6 +412,11 @@ class DepthMap:
         if not isinstance(self.larger_is_nearer, (bool, np.bool_)):
             raise ValidationError("larger_is_nearer must be true or false", "depth.larger_is_nearer")
         object.__setattr__(self, "larger_is_nearer", bool(self.larger_is_nearer))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuild through __init__ so a pickled / deep-copied map is validated and read-only again
+        # (numpy does not keep the write flag through pickle).
+        return (type(self), (self.values, self.larger_is_nearer))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -419,8 +444,8 @@ class DepthMap:
                 m = m[np.ix_(rows, cols)]
             if m.any():
                 return float(np.median(self.values[m]))
-        x1 = min(mw - 1, int(box.x1 * mw / width))
-        y1 = min(mh - 1, int(box.y1 * mh / height))
+        x1 = min(mw - 1, max(0, int(box.x1 * mw / width)))
+        y1 = min(mh - 1, max(0, int(box.y1 * mh / height)))
         x2 = max(x1 + 1, min(mw, int(math.ceil(box.x2 * mw / width))))
         y2 = max(y1 + 1, min(mh, int(math.ceil(box.y2 * mh / height))))
         return float(np.median(self.values[y1:y2, x1:x2]))
@@ -451,24 +476,38 @@ class SceneGraph:
         _check_text(self.image_id, "image_id")
         for name in ("width", "height"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            if not _is_int(v) or v <= 0:
                 raise ValidationError(f"must be a positive integer, got {v!r}", name)
+            object.__setattr__(self, name, int(v))
+        _check_text(self.path, "path", allow_empty=True)
+        for name in ("provenance", "meta"):
+            if not isinstance(getattr(self, name), Mapping):
+                raise ValidationError(f"must be a mapping, got {type(getattr(self, name)).__name__}", name)
         for name in ("objects", "relations", "text"):
             if not isinstance(getattr(self, name), tuple):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
-        object.__setattr__(self, "fields", frozenset(self.fields))
+        names = tuple(self.fields) if isinstance(self.fields, Iterable) and not isinstance(self.fields, str) else None
+        if names is None or any(not isinstance(f, str) for f in names):
+            raise ValidationError(f"must be a collection of field names, got {self.fields!r}", "fields")
+        object.__setattr__(self, "fields", frozenset(names))
         unknown = self.fields - set(FIELDS)
         if unknown:
             raise ValidationError(f"unknown field names {sorted(unknown)}; known: {FIELDS}", "fields")
-        if self.sha256 is not None and (len(self.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.sha256)):
+        if self.sha256 is not None and (not isinstance(self.sha256, str) or len(self.sha256) != 64
+                                        or any(c not in "0123456789abcdef" for c in self.sha256)):
             raise ValidationError(f"must be 64 lowercase hex digits, got {self.sha256!r}", "sha256")
         if self.depth is not None and not isinstance(self.depth, DepthMap):
             raise ValidationError(f"must be a DepthMap, got {type(self.depth).__name__}", "depth")
         self._validate_objects()
         ids = {o.id for o in self.objects}
+        triples: set[tuple[str, str, str]] = set()
         for i, r in enumerate(self.relations):
             if not isinstance(r, Relation):
                 raise ValidationError(f"must be a Relation, got {type(r).__name__}", f"relations[{i}]")
+            triple = (r.subject, r.predicate, r.object)
+            if triple in triples:
+                raise ValidationError(f"duplicate relation {triple} (importers merge duplicates)", f"relations[{i}]")
+            triples.add(triple)
             for end in ("subject", "object"):
                 if getattr(r, end) not in ids:
                     raise ValidationError(f"{end} {getattr(r, end)!r} is not an object id in this graph",
@@ -519,7 +558,7 @@ class SceneGraph:
     @cached_property
     def nx(self) -> "networkx.MultiDiGraph":
         """A ``networkx.MultiDiGraph``: nodes are object ids (with label, box, score, attributes),
-        edges are relations keyed by predicate. Built once per graph; treat it as read-only."""
+        edges are relations keyed by predicate. Built once per graph and frozen (``.copy()`` to edit)."""
         import networkx
 
         g = networkx.MultiDiGraph(image_id=self.image_id, width=self.width, height=self.height)
@@ -528,7 +567,7 @@ class SceneGraph:
                        attributes=[a.name for a in o.attributes], depth=o.depth)
         for r in self.relations:
             g.add_edge(r.subject, r.object, key=r.predicate, predicate=r.predicate, score=r.score, source=r.source)
-        return g
+        return networkx.freeze(g)
 
     def has(self, *names: str) -> bool:
         """Whether every named field was annotated (``graph.has("objects", "depth")``)."""
@@ -576,6 +615,33 @@ def _req(d: Mapping[str, Any], key: str, where: str) -> Any:
     return d[key]
 
 
+def _known_keys(d: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    """Refuse keys the format does not define (a typo would otherwise drop data silently)."""
+    for key in d:
+        if key not in allowed:
+            path = f"{where}.{key}" if where else str(key)
+            raise ValidationError(f"unknown field (known: {', '.join(allowed)})", path)
+
+
+def _list_or_none(value: Any, where: str) -> list:
+    """A JSON list, with ``null`` / absent meaning empty."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValidationError(f"must be a list, got {type(value).__name__}", where)
+    return value
+
+
+_GRAPH_KEYS = ("version", "image_id", "path", "width", "height", "sha256", "fields", "objects", "relations", "text",
+               "depth", "provenance", "meta")
+_OBJECT_KEYS = ("id", "label", "box", "score", "mask", "attributes", "depth", "synset")
+_ATTRIBUTE_KEYS = ("name", "category", "score")
+_RELATION_KEYS = ("subject", "predicate", "object", "score", "source")
+_TEXT_KEYS = ("id", "text", "box", "score", "object")
+_MASK_KEYS = ("size", "counts")
+_DEPTH_KEYS = ("key", "larger_is_nearer", "height", "width")
+
+
 def _at(where: str, fn, *args):  # type: ignore[no-untyped-def]
     try:
         return fn(*args)
@@ -588,71 +654,83 @@ def _at(where: str, fn, *args):  # type: ignore[no-untyped-def]
 def _attribute_from(d: Any) -> Attribute:
     if isinstance(d, str):
         return Attribute(d)
-    return Attribute(_req(d, "name", ""), d.get("category", "other"), d.get("score", 1.0))
+    name = _req(d, "name", "")
+    _known_keys(d, _ATTRIBUTE_KEYS, "")
+    return Attribute(name, d.get("category", "other"), d.get("score", 1.0))
 
 
 def _object_from(d: Mapping[str, Any]) -> Object:
     box = _at("box", Box.from_list, _req(d, "box", ""))
+    _known_keys(d, _OBJECT_KEYS, "")
     mask = None
     if d.get("mask") is not None:
+        if not isinstance(d["mask"], Mapping):
+            raise ValidationError(f"expected an object, got {type(d['mask']).__name__}", "mask")
+        _known_keys(d["mask"], _MASK_KEYS, "mask")
         mask = _at("mask", Mask.from_rle, d["mask"])
-    attrs = d.get("attributes") or []
-    if not isinstance(attrs, list):
-        raise ValidationError("must be a list", "attributes")
+    attrs = _list_or_none(d.get("attributes"), "attributes")
     attributes = tuple(_at(f"attributes[{i}]", _attribute_from, a) for i, a in enumerate(attrs))
-    return Object(str(_req(d, "id", "")), _req(d, "label", ""), box, d.get("score", 1.0), mask, attributes,
+    return Object(_req(d, "id", ""), _req(d, "label", ""), box, d.get("score", 1.0), mask, attributes,
                   d.get("depth"), d.get("synset"))
 
 
 def _relation_from(d: Mapping[str, Any]) -> Relation:
-    return Relation(str(_req(d, "subject", "")), _req(d, "predicate", ""), str(_req(d, "object", "")),
-                    d.get("score", 1.0), d.get("source", "human"))
+    subject = _req(d, "subject", "")
+    _known_keys(d, _RELATION_KEYS, "")
+    return Relation(subject, _req(d, "predicate", ""), _req(d, "object", ""), d.get("score", 1.0),
+                    d.get("source", "human"))
 
 
 def _text_from(d: Mapping[str, Any]) -> TextRegion:
     box = _at("box", Box.from_list, _req(d, "box", ""))
-    obj = d.get("object")
-    return TextRegion(str(_req(d, "id", "")), _req(d, "text", ""), box, d.get("score", 1.0),
-                      None if obj is None else str(obj))
+    _known_keys(d, _TEXT_KEYS, "")
+    return TextRegion(_req(d, "id", ""), _req(d, "text", ""), box, d.get("score", 1.0), d.get("object"))
 
 
 def _list_of(data: Mapping[str, Any], key: str, parse) -> tuple:  # type: ignore[no-untyped-def]
-    items = data.get(key) or []
-    if not isinstance(items, list):
-        raise ValidationError(f"must be a list, got {type(items).__name__}", key)
+    items = _list_or_none(data.get(key), key)
     return tuple(_at(f"{key}[{i}]", parse, item) for i, item in enumerate(items))
 
 
 def _graph_from_dict(data: Mapping[str, Any], depth: DepthMap | None) -> SceneGraph:
     if not isinstance(data, Mapping):
         raise ValidationError(f"a scene graph must be a JSON object, got {type(data).__name__}")
+    _known_keys(data, _GRAPH_KEYS, "")
     version = data.get("version")
-    if version != SCHEMA_VERSION:
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise ValidationError(f"unknown scene-graph format version {version!r} (this mmgen reads {SCHEMA_VERSION})",
                               "version")
     header = data.get("depth")
-    if header is not None and depth is None:
-        raise ValidationError("graph refers to a depth map but none was supplied (missing .npz beside the shard?)",
-                              "depth")
-    if depth is not None and header is not None and bool(header.get("larger_is_nearer")) != depth.larger_is_nearer:
-        raise ValidationError("larger_is_nearer differs between the graph and its depth map", "depth")
+    if header is not None:
+        if not isinstance(header, Mapping):
+            raise ValidationError(f"must be an object or null, got {type(header).__name__}", "depth")
+        _known_keys(header, _DEPTH_KEYS, "depth")
+        if depth is None:
+            raise ValidationError("graph refers to a depth map but none was supplied (missing .npz beside the shard?)",
+                                  "depth")
+        if header.get("larger_is_nearer") != depth.larger_is_nearer:
+            raise ValidationError("larger_is_nearer differs between the graph and its depth map",
+                                  "depth.larger_is_nearer")
+        shape = (header.get("height"), header.get("width"))
+        if shape != depth.shape:
+            raise ValidationError(f"header says {shape[0]}x{shape[1]} but the depth map is "
+                                  f"{depth.shape[0]}x{depth.shape[1]}", "depth")
     for key in ("provenance", "meta"):
-        if not isinstance(data.get(key) or {}, Mapping):
-            raise ValidationError("must be an object", key)
-    fields_ = data.get("fields") or []
-    if not isinstance(fields_, list):
-        raise ValidationError("must be a list", "fields")
+        value = data.get(key)
+        if value is not None and not isinstance(value, Mapping):
+            raise ValidationError(f"must be an object, got {type(value).__name__}", key)
+    fields_ = _list_or_none(data.get("fields"), "fields")
     return SceneGraph(
-        image_id=str(_req(data, "image_id", "")),
+        image_id=_req(data, "image_id", ""),
         width=_req(data, "width", ""),
         height=_req(data, "height", ""),
-        path=data.get("path") or "",
+        path="" if data.get("path") is None else data["path"],
         sha256=data.get("sha256"),
         objects=_list_of(data, "objects", _object_from),
         relations=_list_of(data, "relations", _relation_from),
         text=_list_of(data, "text", _text_from),
         depth=depth if header is not None else None,
-        fields=frozenset(fields_),
+        fields=fields_,
         provenance=dict(data.get("provenance") or {}),
         meta=dict(data.get("meta") or {}),
     )

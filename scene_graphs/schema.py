@@ -17,11 +17,18 @@ def schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
     return json.loads(ref.read_text(encoding="utf-8"))
 
 
+@lru_cache(maxsize=None)
+def _validator() -> Any:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(schema())
+
+
 def validate_against_schema(record: Any) -> None:
     """Check a serialized graph against the JSON Schema; raises :class:`ValidationError` naming the field."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(schema())
+    validator = _validator()
     error = jsonschema.exceptions.best_match(validator.iter_errors(record))
     if error is not None:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")

@@ -53,7 +53,7 @@ class MmgenGroup(click.Group):
 
 @click.group(cls=MmgenGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="mmgen")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug; also shows tracebacks).")
+@click.option("-v", "--verbose", count=True, help="More log output: debug messages with logger names, and tracebacks.")
 @click.option("-q", "--quiet", count=True, help="Less log output (-q warnings only, -qq errors only).")
 @click.pass_context
 def main(ctx: click.Context, verbose: int, quiet: int) -> None:
