@@ -104,6 +104,9 @@ class QA:
     value: Any
     provenance: Mapping[str, Any]
     seed: int
+    image_paths: tuple[str, ...] = ()
+    """Paths of the images (as stored in their scene graphs, relative to the input root), in
+    ``images`` order: what export writes as ``image``."""
     turns: tuple[tuple[str, str], ...] = ()
     """Multi-turn records (conversations): every (question, answer) pair; the first is also
     ``question`` / ``answer``. Empty for single-turn records."""
@@ -115,7 +118,7 @@ class QA:
             "question": self.question, "answer": self.answer, "options": list(self.options),
             "answer_index": self.answer_index, "rationale": self.rationale, "plan": self.plan,
             "value": self.value, "provenance": dict(self.provenance), "seed": self.seed,
-            "turns": [list(t) for t in self.turns],
+            "image_paths": list(self.image_paths), "turns": [list(t) for t in self.turns],
         }
 
     @classmethod
@@ -123,7 +126,8 @@ class QA:
         return cls(d["id"], d["program"], d.get("family", ""), d["template"], d["question_type"], d["answer_type"],
                    tuple(d["images"]), d["question"], d["answer"], tuple(d.get("options") or ()),
                    d.get("answer_index"), d.get("rationale", ""), d["plan"], d.get("value"),
-                   d.get("provenance") or {}, d.get("seed", 0), tuple(tuple(t) for t in d.get("turns") or ()))
+                   d.get("provenance") or {}, d.get("seed", 0), tuple(d.get("image_paths") or ()),
+                   tuple(tuple(t) for t in d.get("turns") or ()))
 
 
 # --------------------------------------------------------------------------------------- seeding
@@ -335,7 +339,7 @@ class Program:
             answer_type=self.answer_type, images=image_ids, question=r.question, answer=r.answer,
             options=options, answer_index=answer_index, rationale=r.rationale, plan=plan, value=value,
             provenance={"objects": list(dict.fromkeys(self.referenced_objects(plan) + r.objects))}, seed=config.seed,
-            turns=tuple((q, a) for q, a in r.turns),
+            image_paths=tuple(v.graph.path for v in views), turns=tuple((q, a) for q, a in r.turns),
         )
 
 
