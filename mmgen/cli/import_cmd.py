@@ -26,7 +26,7 @@ DEFAULT_SHARD_SIZE = 1000
               help="Folder for the scene-graph shards (created; must be empty unless --overwrite).")
 @click.option("--images", "image_root", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder holding the images (image ids are paths relative to it). "
-                   "Default: the folder containing SRC.")
+                   "Default: SRC when it is a folder, else the folder containing SRC.")
 @click.option("--allow-pickle", is_flag=True,
               help="ProVision only: read pickled segmentation masks, with a restricted unpickler that admits "
                    "only numpy and scipy.sparse classes. Never use on files you do not trust.")
@@ -53,6 +53,9 @@ def command(fmt: str, src: Path, out: Path, image_root: Path | None, allow_pickl
     report = ImportReport(source=str(src))
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; OUT should get the usual permissions
     try:
         graphs = reader.read(src, image_root=image_root, report=report, allow_pickle=allow_pickle)
         shard = 0
