@@ -305,21 +305,25 @@ class Program:
                 keys.remove(key)
         return chosen
 
+    def subject(self, views: Sequence[GraphView]) -> Any:
+        """What ``candidates``/``solve``/``realize`` receive: the one view, or the tuple of views of an
+        image set for multi-image programs (images are "Image 1", "Image 2", ... in this order)."""
+        return tuple(views) if self.multi_image else views[0]
+
     def generate(self, views: Sequence[GraphView], config: ProgramConfig) -> list[QA]:
         """All records of this program for one image (or image set)."""
-        view = views[0]
+        subject = self.subject(views)
         image_ids = tuple(v.image_id for v in views)
         rng = make_rng(config.seed, image_ids, self.id)
-        plans = self.candidates(view) if not self.multi_image else self.candidates(views)  # type: ignore[arg-type]
+        plans = self.candidates(subject)
         out: list[QA] = []
-        for index, (plan, value) in enumerate(self.select(view, plans, rng, config.max_per_image)):
+        for index, (plan, value) in enumerate(self.select(subject, plans, rng, config.max_per_image)):
             out.append(self._make_qa(views, plan, value, rng, config, index))
         return out
 
     def _make_qa(self, views: Sequence[GraphView], plan: Plan, value: Any, rng: np.random.Generator,
                  config: ProgramConfig, index: int) -> QA:
-        view = views[0] if not self.multi_image else views
-        r = self.realize(view, plan, value, rng)  # type: ignore[arg-type]
+        r = self.realize(self.subject(views), plan, value, rng)
         form = FREE_FORM
         options: tuple[str, ...] = ()
         answer_index = None
