@@ -14,8 +14,21 @@ _SMALL = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
 
 @lru_cache(maxsize=4096)
 def plural(noun: str) -> str:
-    """``cup`` -> ``cups``, ``person`` -> ``people``, ``traffic light`` -> ``traffic lights``."""
+    """``cup`` -> ``cups``, ``person`` -> ``people``, ``traffic light`` -> ``traffic lights``; a label that
+    is already plural stays as it is (``sunglasses``, ``skis``, ``men``), where inflect alone would
+    give ``sunglassess``."""
+    if _already_plural(noun.rsplit(" ", 1)[-1]):
+        return noun
     return _engine.plural_noun(noun) or noun
+
+
+def _already_plural(word: str) -> bool:
+    if word.endswith("s"):
+        # inflect adds a bare "s" only to words already ending in a plural "s" (a singular such as
+        # "bus" or "glass" gets "es")
+        return _engine.plural_noun(word) == word + "s"
+    singular = _engine.singular_noun(word)  # irregular plurals: men, children, mice
+    return bool(singular) and singular != word and _engine.plural_noun(singular) == word
 
 
 @lru_cache(maxsize=4096)

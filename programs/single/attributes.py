@@ -1,0 +1,473 @@
+"""Attributes: colour, material, size and state of objects; counting, finding and listing by attribute.
+
+An attribute decides an answer only when it is confident (score >= ``confident_score``), and a
+category of an object is used only when it is *decided*: at least one confident value and no value
+in the uncertain band, which could contradict it. Attributes below ``min_score`` do not exist.
+
+Distractors must be false, so they come from :data:`EXCLUSIVE`: per category, families of mutually
+exclusive value groups (a group holds near-synonyms such as gray/grey/silver). A distractor is the
+head word of another group of the answer's family that is near none of the object's attribute
+names (at any score); values outside every family get no distractors (free-form only).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from scene_graphs.model import ATTRIBUTE_CATEGORIES, Object
+from scene_graphs.vocab import normalize
+
+from ..base import GraphView, Plan, Program, Realized, Template, register
+from ..grammar import capitalize, count_phrase, fmt_box, join, plural
+from ..scenes import may_name_same
+from .counting import count_options
+from .objects import (
+    MAX_PLANS,
+    MAX_POOL,
+    facts,
+    hashed_order,
+    is_confident,
+    memo_solve,
+    norm_box,
+    referent,
+    safe_count_labels,
+)
+
+Family = tuple[tuple[str, ...], ...]
+
+EXCLUSIVE: dict[str, tuple[Family, ...]] = {
+    "color": ((
+        ("white", "ivory", "cream", "off white"),
+        ("black", "dark"),
+        ("gray", "grey", "silver", "dark gray", "light gray", "dark grey", "light grey"),
+        ("red", "maroon", "crimson", "burgundy", "dark red"),
+        ("blue", "navy", "dark blue", "light blue", "teal", "turquoise", "cyan"),
+        ("green", "teal", "dark green", "light green", "olive", "lime"),
+        ("yellow", "gold", "golden", "blond", "blonde"),
+        ("brown", "dark brown", "light brown", "tan", "bronze", "beige", "khaki"),
+        ("orange", "gold"),
+        ("pink", "magenta", "light pink"),
+        ("purple", "violet", "lavender"),
+    ),),
+    "material": ((
+        ("wood", "wooden", "bamboo", "wicker"),
+        ("metal", "metallic", "steel", "stainless steel", "iron", "aluminum", "aluminium", "chrome", "copper",
+         "brass", "tin"),
+        ("plastic", "vinyl", "rubber", "foam"),
+        ("glass",),
+        ("fabric", "cloth", "cotton", "wool", "woolen", "denim", "silk", "velvet", "lace", "canvas", "nylon"),
+        ("leather",),
+        ("stone", "rock", "marble", "granite", "brick", "concrete", "cement"),
+        ("paper", "cardboard"),
+        ("ceramic", "porcelain", "clay", "tile", "tiled"),
+    ),),
+    "size": (
+        (("large", "big", "huge", "giant", "massive", "enormous", "large sized"),
+         ("small", "little", "tiny", "mini", "small sized")),
+        (("tall", "high"), ("short", "low")),
+        (("long",), ("short",)),
+        (("wide",), ("narrow",)),
+        (("thick",), ("thin",)),
+    ),
+    "state": (
+        (("open", "opened"), ("closed", "shut")),
+        (("on", "turned on", "lit"), ("off", "turned off", "unlit")),
+        (("empty",), ("full",)),
+        (("wet",), ("dry",)),
+        (("clean",), ("dirty",)),
+        (("parked", "stopped"), ("moving", "driving")),
+        (("standing",), ("sitting",), ("lying", "laying"), ("walking",), ("running",), ("kneeling",)),
+        (("cooked",), ("raw",)),
+        (("sliced", "cut"), ("whole",)),
+    ),
+    "shape": ((("round", "circular", "circle", "oval", "spherical"), ("square",), ("rectangular", "rectangle"),
+               ("triangular", "triangle")),),
+    "pattern": ((("striped", "stripes"), ("checkered", "checked", "plaid"), ("spotted", "dotted", "polka dot",
+                 "polka dotted"), ("floral",), ("plain", "solid")),),
+}
+"""Category -> families of mutually exclusive groups of near-synonymous values (first word = head)."""
+
+COUNT_CATEGORIES = ("color", "material", "state", "shape", "pattern")
+"""Categories that "How many red cups?" and "Which object is red?" ask about (size is too relative)."""
+
+
+@lru_cache(maxsize=1)
+def _near_index() -> dict[str, frozenset[str]]:
+    out: dict[str, set[str]] = {}
+    for families in EXCLUSIVE.values():
+        for family in families:
+            for group in family:
+                for word in group:
+                    out.setdefault(word, set()).update(group)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+@lru_cache(maxsize=4096)
+def near(word: str) -> frozenset[str]:
+    """``word`` and every value that may describe the same look (``gray`` -> grey, silver, ...)."""
+    w = normalize(word)
+    return _near_index().get(w, frozenset()) | {w}
+
+
+@lru_cache(maxsize=4096)
+def _family_heads(category: str, values: tuple[str, ...]) -> frozenset[str]:
+    """Head words of the groups of every family of ``category`` that holds one of ``values``."""
+    return frozenset(g[0] for family in EXCLUSIVE.get(category, ())
+                     if any(v in group for group in family for v in values) for g in family)
+
+
+def alternatives(category: str, value: str, obj: Object) -> list[str]:
+    """Values exclusive with ``value`` in ``category`` that ``obj`` has no trace of (at any score)."""
+    v = normalize(value)
+    blocked = frozenset().union(*(near(a.name) for a in obj.attributes), near(v))
+    for family in EXCLUSIVE.get(category, ()):
+        if any(v in group for group in family):
+            return [g[0] for g in family if v not in g and not (near(g[0]) & blocked)]
+    return []
+
+
+def decided(view: GraphView, obj: Object, category: str) -> tuple[str, ...] | None:
+    """The confident values of ``obj`` in ``category`` (sorted, normalised), or ``None`` when none is
+    confident or some value lies in the uncertain band."""
+    return facts(view).decided.get((obj.id, category))
+
+
+def _gives_away(obj: Object, ref_text: str, category: str) -> bool:
+    """Whether a referring expression names an attribute of ``category`` ("the red cup" for a colour)."""
+    words = set(ref_text.split())
+    return any(a.category == category and set(normalize(a.name).split()) <= words for a in obj.attributes)
+
+
+# =========================================================================== attribute of an object
+class _AttributeOf(Program):
+    family = "attributes"
+    requires = frozenset({"objects", "attributes"})
+    category: str = ""
+
+    def candidates(self, view: GraphView) -> list[Plan]:
+        plans: list[Plan] = []
+        for o in hashed_order(view, self.id, view.objects, key=lambda o: o.id):
+            plan = {"object_id": o.id}
+            if self.solve(view, plan) is not None:
+                plans.append(plan)
+                if len(plans) >= MAX_PLANS:
+                    break
+        return plans
+
+    @memo_solve
+    def solve(self, view: GraphView, plan: Plan) -> Any:
+        o = view.by_id.get(plan["object_id"])
+        if o is None or not is_confident(view, o):
+            return None
+        values = decided(view, o, self.category)
+        if values is None or len(values) != 1:
+            return None
+        ref = referent(view, o, allow_region=True)
+        if ref is None or _gives_away(o, ref.text, self.category):
+            return None
+        return values[0]
+
+    def realize(self, view: GraphView, plan: Plan, value: Any, rng: np.random.Generator) -> Realized:
+        o = view.by_id[plan["object_id"]]
+        ref = referent(view, o, allow_region=True)
+        assert ref is not None
+        t = self.pick_template(rng)
+        rationale = (f"{capitalize(ref.text)} is at {fmt_box(norm_box(view, o))}; its {self.category} "
+                     f"is annotated with confidence as {value}. So the answer is: {value}.")
+        return Realized(t.id, t.text.format(obj=ref.text), value, rationale,
+                        alternatives(self.category, value, o), objects=list(ref.mentions))
+
+
+@register
+class AttributeColor(_AttributeOf):
+    """The colour of a named object (only a single confident colour; distractors are other colours)."""
+
+    id = "single.attribute_color"
+    category = "color"
+    answer_type = "color"
+    num_options = 4
+    templates = (
+        Template("what_color", "What color is {obj}?"),
+        Template("color_of", "What is the color of {obj}?"),
+        Template("which_color", "Which color does {obj} have?"),
+    )
+
+
+@register
+class AttributeMaterial(_AttributeOf):
+    """The material of a named object (only a single confident material)."""
+
+    id = "single.attribute_material"
+    category = "material"
+    answer_type = "material"
+    num_options = 4
+    templates = (
+        Template("made_of", "What is {obj} made of?"),
+        Template("what_material", "What material is {obj}?"),
+        Template("material_of", "What is the material of {obj}?"),
+    )
+
+
+@register
+class AttributeSize(_AttributeOf):
+    """The size of a named object as annotated (large/small, tall/short ...; distractor is the opposite)."""
+
+    id = "single.attribute_size"
+    category = "size"
+    answer_type = "size"
+    num_options = 2
+    templates = (
+        Template("what_size", "What size is {obj}?"),
+        Template("describe_size", "How would you describe the size of {obj}?"),
+    )
+
+
+@register
+class AttributeState(_AttributeOf):
+    """The state of a named object (open/closed, parked, standing ...; a single confident state)."""
+
+    id = "single.attribute_state"
+    category = "state"
+    answer_type = "state"
+    num_options = 2
+    templates = (
+        Template("what_state", "What state is {obj} in?"),
+        Template("describe_state", "How would you describe the state of {obj}?"),
+        Template("condition", "What is the condition of {obj}?"),
+    )
+
+
+# =========================================================================== counting by attribute
+@register
+class CountAttribute(Program):
+    """How many objects of a category have an attribute ("How many red cups?"); all must be decided.
+
+    Asked only when every object of the category has a decided value in the attribute's category
+    (else the program abstains); zero answers use values of the same exclusive family."""
+
+    id = "single.count_attribute"
+    family = "attributes"
+    requires = frozenset({"objects", "attributes"})
+    answer_type = "count"
+    num_options = 4
+    templates = (
+        Template("how_many", "How many {phrase} are there in the image?"),
+        Template("count_the", "Count the {phrase} in this picture."),
+        Template("number_of", "What is the number of {phrase} in the image?"),
+    )
+
+    def candidates(self, view: GraphView) -> list[Plan]:
+        by_category: dict[str, set[str]] = {}
+        for o in view.objects:
+            if is_confident(view, o):
+                for c in COUNT_CATEGORIES:
+                    by_category.setdefault(c, set()).update(decided(view, o, c) or ())
+        plans: list[Plan] = []
+        for label in hashed_order(view, self.id, safe_count_labels(view))[:MAX_POOL]:
+            for c in COUNT_CATEGORIES:
+                objs = view.by_label[label]
+                if not any(decided(view, o, c) for o in objs):
+                    continue
+                if any(decided(view, o, c) is None for o in objs):
+                    view.abstain(self.id, "attribute not decided for every object of the category")
+                    continue
+                own = sorted({v for o in objs for v in decided(view, o, c) or ()})
+                # zero answers only from the families of the label's own values: "How many closed
+                # doors?" for open doors, never "How many kneeling pages?"
+                heads = _family_heads(c, tuple(own))
+                salt = f"{self.id}|{label}|{c}"
+                seen = hashed_order(view, salt, sorted(v for v in by_category.get(c, set()) - set(own)
+                                                       if near(v) & heads))[:1]
+                taken = frozenset().union(*(near(v) for v in own + seen))
+                absent = hashed_order(view, salt, sorted(h for h in heads if taken.isdisjoint(near(h))))[:1]
+                for value in own + seen + absent:
+                    plan = {"label": label, "category": c, "attribute": value}
+                    if self.solve(view, plan) is not None:
+                        plans.append(plan)
+        return hashed_order(view, self.id + "|plans", plans,
+                            key=lambda p: f"{p['label']}|{p['category']}|{p['attribute']}")[:MAX_PLANS]
+
+    @memo_solve
+    def solve(self, view: GraphView, plan: Plan) -> Any:
+        label, c, value = plan["label"], plan["category"], plan["attribute"]
+        if label not in safe_count_labels(view) or c not in COUNT_CATEGORIES:
+            return None
+        n = 0
+        close = near(value) - {value}
+        for o in view.by_label[label]:
+            values = decided(view, o, c)
+            if values is None:
+                return None
+            if value in values:
+                n += 1
+            elif close & set(values):
+                return None  # a "dark red" cup makes "how many red cups" ambiguous
+        return n
+
+    def realize(self, view: GraphView, plan: Plan, value: Any, rng: np.random.Generator) -> Realized:
+        label, c, attr = plan["label"], plan["category"], plan["attribute"]
+        t = self.pick_template(rng)
+        objs = sorted(view.by_label[label], key=lambda o: (o.box.x1, o.box.y1))
+        each = [f"{fmt_box(norm_box(view, o))} is {join(list(decided(view, o, c) or ()))}" for o in objs]
+        rationale = (f"There {'is' if len(objs) == 1 else 'are'} {count_phrase(len(objs), label)}; by {c}: "
+                     f"{'; '.join(each)}. {capitalize(count_phrase(value, label))} "
+                     f"{'is' if value == 1 else 'are'} {attr}. So the answer is: {value}.")
+        return Realized(t.id, t.text.format(phrase=f"{attr} {plural(label)}"), str(value), rationale,
+                        count_options(value, self.num_options, rng), objects=[o.id for o in objs])
+
+
+# =========================================================================== which object has it
+@register
+class WhichHasAttribute(Program):
+    """Which object (by category) has a given attribute: unique among objects whose attribute is known.
+
+    Every object holding the attribute (or a near-synonym, at any score) is confident, has it
+    confidently and shares one label (the answer); distractor labels are labels whose objects all
+    have a decided value in the category without it (at least two such labels are required, so the
+    graph really covers the category)."""
+
+    id = "single.which_has_attribute"
+    family = "attributes"
+    requires = frozenset({"objects", "attributes"})
+    answer_type = "label"
+    num_options = 4
+    templates = (
+        Template("which_object_is", "Which object in the image is {attr}?"),
+        Template("what_is_the", "What is the {attr} object in this picture?"),
+        Template("name_the_object", "Name the object in the image that is {attr}."),
+    )
+
+    def _parts(self, view: GraphView, plan: Plan) -> tuple[str, list[Object], list[str]] | None:
+        """(answer label, holders, distractor labels) or ``None``."""
+        value, c = plan["attribute"], plan["category"]
+        if c not in COUNT_CATEGORIES:
+            return None
+        close = near(value)
+        names = facts(view).attribute_names
+        holders = [o for o in view.objects if not close.isdisjoint(names[o.id])]
+        if not holders or any(not is_confident(view, o) or value not in (decided(view, o, c) or ()) for o in holders):
+            return None
+        labels = {o.label for o in holders}
+        if len(labels) != 1:
+            return None
+        label = labels.pop()
+        held = {o.id for o in holders}
+        others = [lbl for lbl, objs in view.by_label.items()
+                  if lbl != label and not may_name_same(lbl, label)
+                  and all(is_confident(view, o) and decided(view, o, c) is not None and o.id not in held
+                          for o in objs)]
+        if len(others) < 2:
+            return None
+        return label, holders, others
+
+    def candidates(self, view: GraphView) -> list[Plan]:
+        values: set[tuple[str, str]] = set()
+        for o in view.objects:
+            if is_confident(view, o):
+                for c in COUNT_CATEGORIES:
+                    values.update((c, v) for v in decided(view, o, c) or ())
+        plans = []
+        for c, v in hashed_order(view, self.id, sorted(values), key=lambda cv: f"{cv[0]}|{cv[1]}"):
+            plan = {"category": c, "attribute": v}
+            if self._parts(view, plan) is not None:
+                plans.append(plan)
+                if len(plans) >= MAX_PLANS:
+                    break
+        return plans
+
+    def solve(self, view: GraphView, plan: Plan) -> Any:
+        parts = self._parts(view, plan)
+        return None if parts is None else parts[0]
+
+    def realize(self, view: GraphView, plan: Plan, value: Any, rng: np.random.Generator) -> Realized:
+        parts = self._parts(view, plan)
+        assert parts is not None
+        label, holders, others = parts
+        attr = plan["attribute"]
+        t = self.pick_template(rng)
+        where = ", ".join(fmt_box(norm_box(view, o)) for o in holders)
+        rationale = (f"Among the objects whose {plan['category']} is known, only the {label} at {where} is {attr}; "
+                     f"the {join([plural(x) for x in others[:4]])} are not. So the answer is: {label}.")
+        return Realized(t.id, t.text.format(attr=attr), label, rationale, others, objects=[o.id for o in holders])
+
+
+# =========================================================================== attributes at a region
+@register
+class AttributesAtRegion(Program):
+    """List the confident attributes of the object whose box is given (normalised coordinates)."""
+
+    id = "single.attributes_at_region"
+    family = "attributes"
+    requires = frozenset({"objects", "attributes"})
+    answer_type = "attributes"
+    num_options = 4
+    templates = (
+        Template("what_attributes", "What attributes does the object at {box} have?"),
+        Template("list_attributes", "List the attributes of the object in the region {box}."),
+        Template("which_attributes", "Which attributes describe the object at {box}?"),
+    )
+
+    def _listing(self, view: GraphView, o: Object) -> list[tuple[str, str]]:
+        """(category, value) pairs of every decided category, in category order."""
+        out = []
+        for c in ATTRIBUTE_CATEGORIES:
+            out.extend((c, v) for v in decided(view, o, c) or ())
+        return out
+
+    def _isolated(self, view: GraphView, o: Object) -> bool:
+        return facts(view).max_iou[o.id] < 0.5
+
+    def candidates(self, view: GraphView) -> list[Plan]:
+        plans = []
+        for o in hashed_order(view, self.id, view.objects, key=lambda o: o.id):
+            plan = {"object_id": o.id}
+            if self.solve(view, plan) is not None:
+                plans.append(plan)
+                if len(plans) >= MAX_PLANS // 2:
+                    break
+        return plans
+
+    @memo_solve
+    def solve(self, view: GraphView, plan: Plan) -> Any:
+        o = view.by_id.get(plan["object_id"])
+        if o is None or not is_confident(view, o) or view.area_share(o) < view.config.min_box_area:
+            return None
+        listing = self._listing(view, o)
+        if not listing or not self._isolated(view, o):
+            return None
+        return [v for _, v in listing]
+
+    def realize(self, view: GraphView, plan: Plan, value: Any, rng: np.random.Generator) -> Realized:
+        o = view.by_id[plan["object_id"]]
+        listing = self._listing(view, o)
+        box = fmt_box(norm_box(view, o))
+        t = self.pick_template(rng)
+        answer = ", ".join(value)
+        rationale = (f"The region {box} is the box of the {o.label}. Its confidently annotated attributes are: "
+                     f"{join([f'{v} ({c})' for c, v in listing])}. So the answer is: {answer}.")
+        order = {c: i for i, c in enumerate(ATTRIBUTE_CATEGORIES)}
+        options = []
+        for i, (c, v) in enumerate(listing):
+            for alt in alternatives(c, v, o):
+                swapped = listing[:i] + [(c, alt)] + listing[i + 1:]
+                swapped.sort(key=lambda cv: (order[cv[0]], cv[1]))
+                options.append(", ".join(x for _, x in swapped))
+        return Realized(t.id, t.text.format(box=box), answer, rationale, options)
+
+
+__all__ = [
+    "EXCLUSIVE",
+    "AttributeColor",
+    "AttributeMaterial",
+    "AttributeSize",
+    "AttributeState",
+    "AttributesAtRegion",
+    "CountAttribute",
+    "WhichHasAttribute",
+    "alternatives",
+    "decided",
+    "near",
+]
