@@ -23,6 +23,8 @@ import orjson
 from .model import DepthMap, SceneGraph, ValidationError
 
 DEPTH_SUFFIX = ".depth.npz"
+SHARD_GLOB = "part-*.jsonl"
+"""File names of shards inside a stage's output folder."""
 
 
 class RecordError(ValidationError):
@@ -187,13 +189,15 @@ def read_graphs(path: str | os.PathLike[str]) -> Iterator[SceneGraph]:
 
 
 def graph_files(src: str | os.PathLike[str]) -> list[Path]:
-    """The graph shards at ``src``: the file itself, or every ``*.jsonl`` below a folder, sorted."""
+    """The graph shards at ``src``: the file itself, or every ``part-*.jsonl`` below a folder, sorted.
+
+    Only ``part-*`` files are shards: stages keep other JSON lines (``errors.jsonl``) beside them."""
     src = Path(src)
     if src.is_file():
         return [src]
     if not src.is_dir():
         raise FileNotFoundError(f"no scene-graph file or folder at {src}")
-    return sorted(p for p in src.rglob("*.jsonl")
+    return sorted(p for p in src.rglob(SHARD_GLOB)
                   if not any(part.startswith(".") for part in p.relative_to(src).parts))
 
 

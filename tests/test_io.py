@@ -273,6 +273,7 @@ def test_iter_graphs_over_a_folder(tmp_path: Path) -> None:
     (tmp_path / "b" / ".part-00002.jsonl.abc.tmp").write_bytes(b"garbage")  # a writer's leftover
     (tmp_path / ".hidden.jsonl").write_bytes(b"garbage")
     (tmp_path / "notes.txt").write_text("ignored")
+    (tmp_path / "b" / "errors.jsonl").write_text('{"path": "x.jpg", "error": "corrupt"}\n')  # not a shard
     assert [p.relative_to(tmp_path).as_posix() for p in graph_files(tmp_path)] == [
         "a/part-00000.jsonl", "b/part-00000.jsonl", "b/part-00001.jsonl"]
     assert [g.image_id for g in iter_graphs(tmp_path)] == ["a1", "b0", "b1", "b2"]

@@ -1,0 +1,149 @@
+"""Running annotators in order over batches of images.
+
+:class:`Pipeline` loads every stage once; an *optional* stage whose weights or packages are missing
+is dropped with one warning (its fields are then not listed in the graphs), any other stage's
+problem is raised. :meth:`Pipeline.annotate` turns a batch of decoded images into finished graphs;
+:func:`annotate_paths` decodes files, batches them and reports the images it could not use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Sequence
+
+from ..model import SceneGraph
+from .base import Annotator, MissingDependencyError
+from .images import DEFAULT_MAX_PIXELS, ImageError, ImageItem, load_image
+from .weights import MissingWeightsError
+
+log = logging.getLogger("scene_graphs.perception")
+
+
+@dataclass(frozen=True)
+class ImageFailure:
+    """An image that produced no graph, and why (one line)."""
+
+    path: str
+    reason: str
+    stage: str = "decode"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "stage": self.stage, "error": self.reason}
+
+
+def _check_order(stages: Sequence[Annotator], after_skips: bool = False) -> None:
+    """Every stage's needed fields are filled by an earlier stage."""
+    filled: set[str] = set()
+    for stage in stages:
+        missing = set(stage.needs) - filled
+        if missing:
+            why = " (an optional stage it relies on was skipped)" if after_skips else ""
+            raise ValueError(f"stage {stage.name!r} needs {', '.join(sorted(missing))}, which no earlier stage "
+                             f"fills{why}; stages: {', '.join(s.name for s in stages)}")
+        filled |= stage.fills
+
+
+class Pipeline:
+    """Annotators run in order; see the module docstring."""
+
+    def __init__(self, stages: Sequence[Annotator], provenance: Mapping[str, Any] | None = None) -> None:
+        names = [s.name for s in stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a stage appears twice in {names}")
+        self.stages: list[Annotator] = list(stages)
+        self.skipped: dict[str, str] = {}
+        self.extra_provenance = dict(provenance or {})
+        self.loaded = False
+
+    def load(self, device: str = "auto") -> Pipeline:
+        """Load every stage; drop optional ones that cannot run (with a warning)."""
+        if self.loaded:
+            return self
+        _check_order(self.stages)
+        kept = []
+        for stage in self.stages:
+            try:
+                stage.load(device)
+            except (MissingWeightsError, MissingDependencyError) as exc:
+                if not stage.optional:
+                    raise
+                self.skipped[stage.name] = str(exc)
+                log.warning("skipping optional stage %r: %s", stage.name, exc)
+                continue
+            kept.append(stage)
+        _check_order(kept, after_skips=True)
+        self.stages = kept
+        self.loaded = True
+        return self
+
+    @property
+    def fields(self) -> frozenset[str]:
+        """Fields the graphs of this pipeline will list."""
+        return frozenset().union(*(s.fills for s in self.stages)) if self.stages else frozenset()
+
+    def empty_graph(self, item: ImageItem) -> SceneGraph:
+        prov = {**self.extra_provenance, "annotator": "scene_graphs.perception", "stages": {}}
+        if self.skipped:
+            prov["skipped"] = dict(sorted(self.skipped.items()))
+        return SceneGraph(image_id=item.image_id, width=item.width, height=item.height, path=item.path,
+                          sha256=item.sha256, provenance=prov, meta=item.meta())
+
+    def annotate(self, items: Sequence[ImageItem]) -> list[SceneGraph]:
+        """Finished graphs for a batch of decoded images (same order)."""
+        if not self.loaded:
+            self.load()
+        graphs = [self.empty_graph(item) for item in items]
+        for stage in self.stages:
+            graphs = stage(items, graphs)
+        return graphs
+
+    def annotate_safely(self, items: Sequence[ImageItem]) -> list[SceneGraph | ImageFailure]:
+        """Like :meth:`annotate`, but when the batch fails each image is retried alone and the ones
+        that still fail become :class:`ImageFailure` records instead of stopping the run."""
+        try:
+            return list(self.annotate(items))
+        except (MissingWeightsError, MissingDependencyError):
+            raise
+        except Exception as batch_exc:  # noqa: BLE001 - isolate the image that breaks the batch
+            if len(items) == 1:
+                return [ImageFailure(items[0].path, f"{type(batch_exc).__name__}: {batch_exc}", "annotate")]
+            log.warning("a batch of %d images failed (%s); retrying them one by one", len(items), batch_exc)
+            out: list[SceneGraph | ImageFailure] = []
+            for item in items:
+                out.extend(self.annotate_safely([item]))
+            return out
+
+
+def annotate_paths(pipeline: Pipeline, paths: Sequence[str | os.PathLike[str]], root: str | os.PathLike[str],
+                   batch_size: int = 8, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[SceneGraph | ImageFailure]:
+    """Decode and annotate ``paths`` (below ``root``) in batches; yields a graph or a failure per image,
+    in input order."""
+    batch_size = max(1, int(batch_size))
+    pending: list[tuple[int, ImageItem]] = []
+    results: dict[int, SceneGraph | ImageFailure] = {}
+    next_out = 0
+
+    def flush() -> None:
+        if pending:
+            for (i, _), res in zip(pending, pipeline.annotate_safely([it for _, it in pending])):
+                results[i] = res
+            pending.clear()
+
+    for i, path in enumerate(paths):
+        try:
+            pending.append((i, load_image(path, root, max_pixels)))
+        except ImageError as exc:
+            from ..ids import relative_key
+
+            results[i] = ImageFailure(relative_key(path, root), str(exc))
+        if len(pending) >= batch_size:
+            flush()
+        while next_out in results:
+            yield results.pop(next_out)
+            next_out += 1
+    flush()
+    while next_out in results:
+        yield results.pop(next_out)
+        next_out += 1
