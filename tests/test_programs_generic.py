@@ -143,8 +143,8 @@ def test_same_seed_same_records_twice(graphs):
 
 def test_output_identical_across_hash_seeds_and_workers(tmp_path):
     graphs = _graphs(40, seed=3)
-    write_graphs(tmp_path / "sg" / "a.jsonl", graphs[:20])
-    write_graphs(tmp_path / "sg" / "b.jsonl", graphs[20:])
+    write_graphs(tmp_path / "sg" / "part-00000.jsonl", graphs[:20])
+    write_graphs(tmp_path / "sg" / "part-00001.jsonl", graphs[20:])
     outputs = []
     for hashseed, workers in (("0", 1), ("12345", 2)):
         out = tmp_path / f"qa-{hashseed}"

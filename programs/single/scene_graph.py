@@ -1,0 +1,413 @@
+"""Scene-graph questions: objects named by subgraph expressions, and a dense caption written from the graph.
+
+A *subgraph expression* names an object by its label, a confident attribute and/or a confident
+relation to an object whose label is unique ("the red cup", "the cup that is on the table", "the red
+object that is on the table"). An expression is used only when it matches exactly one object in the
+graph: attributes match at any score, relations match when any graph relation states or implies them
+(see :mod:`programs.single.relations`), so an uncertain second match makes it ambiguous.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from scene_graphs.model import Object
+
+from ..base import GraphView, Plan, Program, Realized, Template, register
+from ..grammar import capitalize, count_phrase, join, with_article
+from .relations import (
+    cached,
+    confident_set,
+    false_predicates,
+    is_confident,
+    norm_box,
+    possibly_true,
+    referent,
+    relation_index,
+    relation_sentence,
+    unique_predicate,
+    verb_parts,
+)
+
+MAX_ATTRIBUTES = 3
+MAX_RELATIONS = 3
+
+ASKED_CATEGORIES = {"color": "color", "material": "material", "shape": "shape", "pattern": "pattern"}
+"""Attribute categories asked about, with the word used in questions."""
+VOCABULARY = {
+    "color": ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "gray",
+              "beige"),
+    "material": ("wood", "metal", "plastic", "glass", "fabric", "leather", "stone", "paper", "ceramic", "rubber",
+                 "concrete", "brick"),
+    "shape": ("round", "square", "rectangular", "triangular", "oval", "cylindrical"),
+    "pattern": ("striped", "checkered", "plain", "spotted", "floral", "dotted"),
+}
+"""Filler distractors per category (checked against the object's own attributes)."""
+EQUIVALENT = {"grey": "gray", "wooden": "wood", "metallic": "metal", "glassy": "glass", "stony": "stone",
+              "leathery": "leather", "circular": "round", "plaid": "checkered", "checked": "checkered",
+              "polka dot": "dotted", "polka-dotted": "dotted", "spotty": "spotted", "stripes": "striped",
+              "cloth": "fabric", "clothe": "fabric", "steel": "metal", "iron": "metal", "aluminum": "metal"}
+"""Attribute names that say the same thing (a distractor must not be a synonym of the answer)."""
+
+
+def _canon_attribute(name: str) -> str:
+    n = name.strip().lower()
+    return EQUIVALENT.get(n, n)
+
+
+def _confident_attributes(view: GraphView, obj: Object) -> list[tuple[str, str]]:
+    """(name, category) of confident attributes, best first, names unique."""
+    c = view.config.confident_score
+    out: list[tuple[str, str]] = []
+    for a in sorted(obj.attributes, key=lambda a: (-a.score, a.name)):
+        if a.score >= c and a.name not in {n for n, _ in out}:
+            out.append((a.name, a.category))
+    return out[:MAX_ATTRIBUTES]
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A unique description of one object from a small subgraph around it."""
+
+    text: str
+    attribute: str | None
+    category: str | None
+    mentions: tuple[str, ...]
+    compound: bool
+    """Uses an attribute or a relation (not the bare label)."""
+
+
+def _matches(view: GraphView, label: str | None, attribute: str | None, relation: tuple[str, str] | None
+             ) -> list[str]:
+    """Ids of visible objects that the description may fit (label, attribute at any score, relation
+    stated or implied at any score)."""
+    out = []
+    pool = view.by_label.get(label, ()) if label is not None else view.objects
+    for o in pool:
+        if attribute is not None and attribute not in o.attribute_names():
+            continue
+        if relation is not None and (o.id == relation[1] or not possibly_true(view, o.id, relation[0], relation[1])):
+            continue
+        out.append(o.id)
+    return out
+
+
+def _anchor_relations(view: GraphView, obj: Object) -> list[tuple[str, Object]]:
+    """Confident relations from ``obj`` to confident objects with a unique label (other than obj's)."""
+    by_subject = cached(view, "confident_by_subject", lambda: _group_by_subject(relation_index(view).confident))
+    out = []
+    for p, o in by_subject.get(obj.id, ()):
+        target = view.by_id[o]
+        if target.label != obj.label and view.is_unique_label(target.label) and is_confident(view, target):
+            out.append((p, target))
+    return out[:MAX_RELATIONS]
+
+
+def _group_by_subject(triples: tuple[tuple[str, str, str], ...]) -> dict[str, list[tuple[str, str]]]:
+    out: dict[str, list[tuple[str, str]]] = {}
+    for s, p, o in triples:
+        out.setdefault(s, []).append((p, o))
+    return out
+
+
+def _build_expressions(view: GraphView, obj: Object) -> tuple[Expression, ...]:
+    out: list[Expression] = []
+    label = obj.label
+    attrs = _confident_attributes(view, obj)
+    rels = _anchor_relations(view, obj)
+    if view.is_unique_label(label):
+        out.append(Expression(f"the {label}", None, None, (), False))
+    for name, cat in attrs:
+        if _matches(view, label, name, None) == [obj.id]:
+            out.append(Expression(f"the {name} {label}", name, cat, (), True))
+    for p, target in rels:
+        finite = verb_parts(p)[2]
+        if _matches(view, label, None, (p, target.id)) == [obj.id]:
+            out.append(Expression(f"the {label} that {finite} the {target.label}", None, None, (target.id,), True))
+        for name, cat in attrs:
+            if _matches(view, label, name, (p, target.id)) == [obj.id]:
+                out.append(Expression(f"the {name} {label} that {finite} the {target.label}", name, cat,
+                                      (target.id,), True))
+            if _matches(view, None, name, (p, target.id)) == [obj.id]:
+                out.append(Expression(f"the {name} object that {finite} the {target.label}", name, cat,
+                                      (target.id,), True))
+    return tuple(out)
+
+
+def expressions(view: GraphView, obj: Object) -> tuple[Expression, ...]:
+    """Every subgraph expression naming ``obj`` uniquely (the bare label first when it is unique)."""
+    return cached(view, ("expressions", obj.id), lambda: _build_expressions(view, obj))
+
+
+def usable(view: GraphView, obj: Object, avoid: str | None = None, category: str | None = None
+           ) -> list[Expression]:
+    """Expressions of ``obj`` not mentioning ``avoid`` and not using an attribute of ``category``."""
+    return [e for e in expressions(view, obj)
+            if (avoid is None or avoid not in e.mentions) and (category is None or e.category != category)]
+
+
+def pick_expression(exprs: list[Expression], rng: np.random.Generator) -> Expression:
+    """A compound expression when there is one (drawn with ``rng``), else the bare label."""
+    compound = [e for e in exprs if e.compound]
+    pool = compound or exprs
+    return pool[int(rng.integers(len(pool)))]
+
+
+# ------------------------------------------------------------------------------- programs
+def _refexp_match(view: GraphView, attribute: str, predicate: str, anchor_id: str) -> str | None:
+    anchor = view.by_id.get(anchor_id)
+    if anchor is None or not is_confident(view, anchor) or not view.is_unique_label(anchor.label):
+        return None
+    found = _matches(view, None, attribute, (predicate, anchor_id))
+    if len(found) != 1:
+        return None
+    obj = view.by_id[found[0]]
+    if not is_confident(view, obj) or attribute not in {n for n, _ in _confident_attributes(view, obj)}:
+        return None
+    if (obj.id, predicate, anchor_id) not in confident_set(view):
+        return None
+    return obj.id
+
+
+@register
+class RefexpObject(Program):
+    """What is the <attribute> object that is <relation> the <unique object>: answer its label."""
+
+    id = "single.refexp_object"
+    family = "scene_graph"
+    requires = frozenset({"objects", "attributes", "relations"})
+    answer_type = "label"
+    templates = (
+        Template("what_is_the", "What is the {attr} object that {finite} the {anchor}?"),
+        Template("name_the_thing", "Name the {attr} thing that {finite} the {anchor}."),
+        Template("which_object", "Which {attr} object {finite} the {anchor}?"),
+    )
+
+    def candidates(self, view: GraphView) -> list[Plan]:
+        plans: list[Plan] = []
+        for s, p, o in relation_index(view).confident:
+            anchor = view.by_id[o]
+            if not view.is_unique_label(anchor.label) or anchor.label == view.by_id[s].label:
+                continue
+            for name, _ in _confident_attributes(view, view.by_id[s]):
+                plan = {"attribute": name, "predicate": p, "anchor_id": o}
+                if plan not in plans and _refexp_match(view, name, p, o) == s:
+                    plans.append(plan)
+        return plans
+
+    def solve(self, view: GraphView, plan: Plan) -> Any:
+        found = _refexp_match(view, plan["attribute"], plan["predicate"], plan["anchor_id"])
+        return None if found is None else view.by_id[found].label
+
+    def realize(self, view: GraphView, plan: Plan, value: Any, rng: np.random.Generator) -> Realized:
+        anchor = view.by_id[plan["anchor_id"]]
+        obj_id = _refexp_match(view, plan["attribute"], plan["predicate"], plan["anchor_id"])
+        assert obj_id is not None
+        obj = view.by_id[obj_id]
+        finite = verb_parts(plan["predicate"])[2]
+        t = self.pick_template(rng)
+        question = t.text.format(attr=plan["attribute"], finite=finite, anchor=anchor.label)
+        rationale = (f"The {anchor.label} is at {norm_box(view, anchor)}. The only {plan['attribute']} object that "
+                     f"{finite} the {anchor.label} is the {obj.label} at {norm_box(view, obj)}. "
+                     f"So the answer is: {obj.label}.")
+        distractors = [label for label in view.by_label if label != obj.label]
+        return Realized(t.id, question, obj.label, rationale, distractors, objects=[obj.id])
+
+
+@register
+class SubgraphRelation(Program):
+    """How two objects named by subgraph expressions are related (the one predicate between them)."""
+
+    id = "single.subgraph_relation"
+    family = "scene_graph"
+    requires = frozenset({"objects", "relations"})
+    answer_type = "predicate"
+    num_options = 3
+    templates = (
+        Template("relation_to", "What relation does {subj} have to {obj}?"),
+        Template("connected", "In what way is {subj} connected to {obj}?"),
+        Template("which_relation", "{Subj} stands in which relation to {obj}?"),
+    )
+
+    def candidates(self, view: GraphView) -> list[Plan]:
+        plans = []
+        for (s, o) in sorted(relation_index(view).pair_predicates):
+            if unique_predicate(view, s, o) is None:
+                continue
+            es, eo = usable(view, view.by_id[s], avoid=o), usable(view, view.by_id[o], avoid=s)
+            if es and eo and any(e.compound for e in es + eo):
+                plans.append({"subject_id": s, "object_id": o})
+        return plans
+
+    def solve(self, view: GraphView, plan: Plan) -> Any:
+        return unique_predicate(view, plan["subject_id"], plan["object_id"])
+
+    def realize(self, view: GraphView, plan: Plan, value: Any, rng: np.random.Generator) -> Realized:
+        s, o = view.by_id[plan["subject_id"]], view.by_id[plan["object_id"]]
+        es = pick_expression(usable(view, s, avoid=o.id), rng)
+        eo = pick_expression(usable(view, o, avoid=s.id), rng)
+        t = self.pick_template(rng)
+        question = t.text.format(subj=es.text, Subj=capitalize(es.text), obj=eo.text)
+        rationale = (f"{capitalize(es.text)} is the {s.label} at {norm_box(view, s)}; {eo.text} is the {o.label} "
+                     f"at {norm_box(view, o)}. The only relation from the first to the second is \"{value}\": "
+                     f"{relation_sentence(es.text, value, eo.text)}. So the answer is: {value}.")
+        return Realized(t.id, question, value, rationale, false_predicates(view, s.id, o.id, value),
+                        objects=list(es.mentions + eo.mentions))
+
+
+def _only_attribute(view: GraphView, obj: Object, category: str) -> str | None:
+    """The one attribute of ``category`` the object has (at any score), if it is confident."""
+    names = {a.name for a in obj.attributes if a.category == category}
+    if len(names) != 1:
+        return None
+    name = names.pop()
+    best = max(a.score for a in obj.attributes if a.name == name and a.category == category)
+    return name if best >= view.config.confident_score else None
+
+
+@register
+class SubgraphAttribute(Program):
+    """The colour / material / shape / pattern of an object named by a subgraph expression."""
+
+    id = "single.subgraph_attribute"
+    family = "scene_graph"
+    requires = frozenset({"objects", "attributes"})
+    answer_type = "attribute"
+    templates = (
+        Template("what_category", "What {category} is {obj}?"),
+        Template("category_of", "What is the {category} of {obj}?"),
+        Template("tell_category", "Tell me the {category} of {obj}."),
+    )
+
+    def candidates(self, view: GraphView) -> list[Plan]:
+        plans = []
+        for o in sorted(view.objects, key=lambda o: o.id):
+            if not is_confident(view, o):
+                continue
+            for category in ASKED_CATEGORIES:
+                if _only_attribute(view, o, category) is None:
+                    continue
+                if any(e.compound for e in usable(view, o, category=category)):
+                    plans.append({"object_id": o.id, "category": category})
+        return plans
+
+    def solve(self, view: GraphView, plan: Plan) -> Any:
+        obj = view.by_id.get(plan["object_id"])
+        if obj is None or not is_confident(view, obj):
+            return None
+        return _only_attribute(view, obj, plan["category"])
+
+    def realize(self, view: GraphView, plan: Plan, value: Any, rng: np.random.Generator) -> Realized:
+        obj = view.by_id[plan["object_id"]]
+        category = plan["category"]
+        expr = pick_expression([e for e in usable(view, obj, category=category) if e.compound], rng)
+        t = self.pick_template(rng)
+        question = t.text.format(category=ASKED_CATEGORIES[category], obj=expr.text)
+        rationale = (f"{capitalize(expr.text)} is the {obj.label} at {norm_box(view, obj)}. Its "
+                     f"{ASKED_CATEGORIES[category]} is {value}. So the answer is: {value}.")
+        own = {_canon_attribute(n) for n in obj.attribute_names()}
+        own_words = {w for n in obj.attribute_names() for w in n.lower().split()}
+        pool = sorted({a.name for o in view.objects for a in o.attributes if a.category == category})
+        distractors: list[str] = []
+        taken = set(own)
+        for name in [*pool, *VOCABULARY.get(category, ())]:
+            canon = _canon_attribute(name)
+            if canon in taken or set(name.lower().split()) & own_words:
+                continue
+            taken.add(canon)
+            distractors.append(name)
+        return Realized(t.id, question, value, rationale, distractors, objects=list(expr.mentions))
+
+
+# ------------------------------------------------------------------------------- dense caption
+MAX_COUNTS = 8
+MAX_ATTRIBUTE_SENTENCES = 5
+MAX_RELATION_SENTENCES = 6
+MAX_TEXTS = 3
+
+
+def caption_facts(view: GraphView) -> dict[str, Any] | None:
+    """The graph facts a caption states (JSON data): confident counts, attributes, relations, text."""
+    c = view.config.confident_score
+    counts = sorted(((label, len(view.by_label[label])) for label in view.countable_labels),
+                    key=lambda t: (-t[1], t[0]))[:MAX_COUNTS]
+    by_area = sorted((o for o in view.objects if is_confident(view, o)), key=lambda o: (-o.box.area, o.id))
+    attributes = []
+    for o in by_area:
+        ref = referent(view, o, allow_region=False)
+        if ref is None:
+            continue
+        names = [n for n, _ in _confident_attributes(view, o) if n not in ref.text.split()]
+        if names:
+            attributes.append([o.id, names])
+        if len(attributes) >= MAX_ATTRIBUTE_SENTENCES:
+            break
+    relations = []
+    area_rank = {o.id: i for i, o in enumerate(by_area)}
+    for s, p, o in sorted(relation_index(view).confident, key=lambda t: (area_rank.get(t[0], 0), t)):
+        rs, ro = referent(view, view.by_id[s], allow_region=False), referent(view, view.by_id[o], allow_region=False)
+        if rs is None or ro is None or o in rs.mentions or s in ro.mentions:
+            continue
+        relations.append([s, p, o])
+        if len(relations) >= MAX_RELATION_SENTENCES:
+            break
+    texts = sorted({t.text.strip() for t in view.text if t.score >= c})[:MAX_TEXTS]
+    if not (counts or attributes or relations or texts):
+        return None
+    return {"counts": [list(t) for t in counts], "attributes": attributes, "relations": relations, "text": texts}
+
+
+@register
+class DenseCaption(Program):
+    """A paragraph describing the image, written only from confident graph facts (free-form only)."""
+
+    id = "single.dense_caption"
+    family = "scene_graph"
+    requires = frozenset({"objects"})
+    answer_type = "caption"
+    num_options = 0
+    templates = (
+        Template("describe_detail", "Describe the image in detail."),
+        Template("write_paragraph", "Write a paragraph describing this picture."),
+        Template("what_can_you_see", "What can you see in this image? Give a detailed description."),
+    )
+
+    def candidates(self, view: GraphView) -> list[Plan]:
+        return [{"style": "paragraph"}]
+
+    def solve(self, view: GraphView, plan: Plan) -> Any:
+        return caption_facts(view)
+
+    def realize(self, view: GraphView, plan: Plan, value: Any, rng: np.random.Generator) -> Realized:
+        t = self.pick_template(rng)
+        sentences: list[str] = []
+        if value["counts"]:
+            things = [with_article(label) if n == 1 else count_phrase(n, label) for label, n in value["counts"]]
+            sentences.append(f"The image shows {join(things)}.")
+        for oid, names in value["attributes"]:
+            ref = referent(view, view.by_id[oid], allow_region=False)
+            sentences.append(f"{capitalize(ref.text)} is {join(names)}.")  # type: ignore[union-attr]
+        for s, p, o in value["relations"]:
+            rs = referent(view, view.by_id[s], allow_region=False)
+            ro = referent(view, view.by_id[o], allow_region=False)
+            sentences.append(relation_sentence(rs.text, p, ro.text) + ".")  # type: ignore[union-attr]
+        if value["text"]:
+            quoted = join([f"\"{x}\"" for x in value["text"]])
+            sentences.append(f"Text reading {quoted} is visible.")
+        answer = " ".join(sentences)
+        steps = []
+        if value["counts"]:
+            steps.append("counted the confidently detected objects per category ("
+                         + ", ".join(f"{label}: {n}" for label, n in value["counts"]) + ")")
+        if value["attributes"]:
+            steps.append(f"listed confident attributes of {len(value['attributes'])} object(s)")
+        if value["relations"]:
+            steps.append(f"listed {len(value['relations'])} confident relation(s)")
+        if value["text"]:
+            steps.append(f"quoted {len(value['text'])} confidently read text(s)")
+        rationale = f"From the scene graph I {join(steps)}. So the description is: {answer}"
+        mentioned = [oid for oid, _ in value["attributes"]] + [x for s, _, o in value["relations"] for x in (s, o)]
+        return Realized(t.id, t.text, answer, rationale, [], objects=list(dict.fromkeys(mentioned)))

@@ -1,0 +1,119 @@
+"""Text family: what a sign says, which object carries a text, how many texts, does a word appear."""
+
+from __future__ import annotations
+
+import re
+
+from programs.base import GraphView, get_program
+from scene_graphs.model import Box, Object, SceneGraph, TextRegion
+from tests.test_programs_relations import CONFIG, graphs, realized, resolve, template_fields
+
+GRAPHS = graphs(200, seed=6, text=True, relations=False)
+MIN, CONF = CONFIG.min_score, CONFIG.confident_score
+
+
+def fold(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def owned_by(view: GraphView, obj: Object) -> list[TextRegion]:
+    """Visible regions attached to the object, or without an object and inside its box (and no
+    smaller box)."""
+    return [t for t in view.graph.text if t.score >= MIN and _carrier(view, t) == obj.id]
+
+
+def over(view: GraphView, obj: Object) -> list[TextRegion]:
+    """Visible regions lying at least half inside the object's box."""
+    return [t for t in view.graph.text
+            if t.score >= MIN and t.box.area and t.box.intersection(obj.box) / t.box.area >= 0.5]
+
+
+def _carrier(view: GraphView, t: TextRegion) -> str | None:
+    if t.object is not None:
+        return t.object
+    holders = sorted((o for o in view.objects if o.box.contains_box(t.box)), key=lambda o: o.box.area)
+    return holders[0].id if holders else None
+
+
+def test_text_on_object():
+    n = 0
+    for view, plan, value, r in realized("single.text_on_object", GRAPHS):
+        obj = view.by_id[plan["object_id"]]
+        assert resolve(view, template_fields("single.text_on_object", r)["obj"]) == {obj.id}
+        on = owned_by(view, obj)
+        assert len(on) == 1 and on[0].score >= CONF and obj.score >= CONF
+        assert {t.id for t in over(view, obj)} <= {on[0].id}
+        assert r.answer == value == on[0].text.strip()
+        assert len(r.options) >= 3 and all(fold(d) != fold(value) for d in r.options)
+        # filler words take the answer's letter case, so case never gives the answer away
+        if value.isupper():
+            assert all(d == d.upper() for d in r.options), r.options
+        elif value.islower():
+            assert all(d == d.lower() for d in r.options), r.options
+        n += 1
+    assert n > 60
+
+
+def test_object_with_text():
+    n = 0
+    for view, plan, value, r in realized("single.object_with_text", GRAPHS):
+        text = template_fields("single.object_with_text", r)["text"]
+        assert text == plan["text"]
+        same = [t for t in view.graph.text if fold(t.text) == fold(text)]
+        carriers = {_carrier(view, t) for t in same}
+        assert len(carriers) == 1 and all(t.score >= MIN for t in same)
+        carrier = view.by_id[carriers.pop()]
+        assert carrier.score >= CONF and r.answer == value == carrier.label
+        for label in r.options:
+            assert label != value
+            assert not any(o.box.intersection(t.box) > 0 for o in view.objects if o.label == label for t in same)
+        n += 1
+    assert n > 60
+
+
+def test_count_text():
+    n = 0
+    for view, plan, value, r in realized("single.count_text", GRAPHS):
+        visible = [t for t in view.graph.text if t.score >= MIN]
+        assert all(t.score >= CONF for t in visible)
+        assert value == len(visible) and r.answer == str(value)
+        assert str(value) not in r.options and len(r.options) == 3 and all(int(o) >= 0 for o in r.options)
+        n += 1
+    assert n > 60
+    view_stats = {}
+    for g in GRAPHS:
+        view = GraphView(g, CONFIG)
+        get_program("single.count_text").candidates(view)
+        view_stats.update(view.stats)
+    assert any("uncertain text" in k for k in view_stats), "uncertain text must be an abstention"
+
+
+def test_count_text_zero_when_text_field_found_nothing():
+    g = SceneGraph("empty", 100, 80, objects=(Object("o1", "cup", Box(0, 0, 10, 10)),), text=(),
+                   fields=frozenset({"objects", "text"}))
+    [(_, _, value, r)] = list(realized("single.count_text", [g]))
+    assert value == 0 and r.answer == "0"
+    assert not list(realized("single.count_text", [g.replace(fields=frozenset({"objects"}))]))
+
+
+def test_contains_word():
+    answers = {"yes": 0, "no": 0}
+    for view, plan, value, r in realized("single.contains_word", GRAPHS):
+        word = template_fields("single.contains_word", r)["word"]
+        assert word == plan["word"] == word.upper()
+        if value == "yes":
+            tokens = {w.casefold() for t in view.graph.text if t.score >= CONF for w in re.findall(r"\w+", t.text)}
+            assert word.casefold() in tokens
+        else:
+            assert not any(word.casefold() in fold(t.text) for t in view.graph.text)
+        assert r.options == ["no" if value == "yes" else "yes"]
+        answers[value] += 1
+    assert answers["yes"] > 50 and answers["no"] > 50, answers
+
+
+def test_uncertain_text_is_never_read_out():
+    lowered = [g.replace(text=tuple(TextRegion(t.id, t.text, t.box, 0.4, t.object) for t in g.text))
+               for g in GRAPHS if g.text]
+    for pid in ("single.text_on_object", "single.object_with_text", "single.count_text"):
+        assert not list(realized(pid, lowered)), pid
+    assert all(v == "no" for _, _, v, _ in realized("single.contains_word", lowered))
