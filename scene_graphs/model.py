@@ -601,6 +601,11 @@ class SceneGraph:
         """Validate and build a graph from its JSON form. Errors name the field path."""
         return _graph_from_dict(data, depth)
 
+    def _repr_png_(self) -> bytes:
+        from .draw import graph_png  # Jupyter display; drawing lives in scene_graphs/draw.py
+
+        return graph_png(self)
+
     def __repr__(self) -> str:
         return (f"SceneGraph({self.image_id!r}, {self.width}x{self.height}, {len(self.objects)} objects, "
                 f"{len(self.relations)} relations, {len(self.text)} text, depth={'yes' if self.depth else 'no'})")

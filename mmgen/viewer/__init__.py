@@ -1,0 +1,1 @@
+"""The local web viewer of an output folder (``mmgen view``): see :mod:`mmgen.viewer.server`."""
