@@ -7,12 +7,19 @@ A program turns a scene graph into question-answer records in three pure steps::
     qa      = program.realize(view, plan, value, rng, form)   # words, options, rationale
 
 ``solve`` never trusts the plan for the answer (a plan says *what* is asked, never the answer), so
-``mmgen verify`` can re-run it on a stored record and catch any mismatch.
+``mmgen verify`` can re-run it on a stored record and catch any mismatch. A program that finds the
+answers while choosing its plans implements ``solved_candidates`` (``(plan, answer)`` pairs) instead
+of ``candidates``; ``solve`` stays the reference, and the two must agree.
+
+Work is shared through the view: :meth:`GraphView.memo` caches whatever a family derives from the
+graph (relation index, referring expressions, decoded masks...) once per image, and
+:meth:`Program.plans` caches each program's solved candidates per view, so a program consulted by
+another (conversations) costs nothing twice.
 
 Rules every program gets from this module (write new rules here, not in programs):
 
-* **Seeding**: one ``numpy.random.Generator`` per (global seed, image ids, program id), built from
-  sha256 digests, so output never depends on worker count, shard order or ``PYTHONHASHSEED``.
+* **Seeding**: one ``numpy.random.Generator`` per (global seed, image ids, program id), a PCG64 seeded
+  with a sha256 digest, so output never depends on worker count, shard order or ``PYTHONHASHSEED``.
 * **Answer balancing** (per image, like CLEVR's rejection sampling but deterministic): plans are grouped
   by answer; an answer value is drawn uniformly among the values present, then a plan with that value.
   So a yes/no program whose graph offers both answers says yes half the time, and a count program
@@ -33,11 +40,14 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any, ClassVar, Iterable, Mapping, Sequence
+from functools import cached_property, lru_cache
+from typing import Any, ClassVar
 
 import numpy as np
+import orjson
+from numpy.random.bit_generator import ISeedSequence
 
 from scene_graphs.model import Object, SceneGraph
 
@@ -121,8 +131,13 @@ class QA:
             "image_paths": list(self.image_paths), "turns": [list(t) for t in self.turns],
         }
 
+    def _repr_html_(self) -> str:
+        from .display import qa_html  # Jupyter display
+
+        return qa_html(self)
+
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "QA":
+    def from_dict(cls, d: Mapping[str, Any]) -> QA:
         return cls(d["id"], d["program"], d.get("family", ""), d["template"], d["question_type"], d["answer_type"],
                    tuple(d["images"]), d["question"], d["answer"], tuple(d.get("options") or ()),
                    d.get("answer_index"), d.get("rationale", ""), d["plan"], d.get("value"),
@@ -131,22 +146,65 @@ class QA:
 
 
 # --------------------------------------------------------------------------------------- seeding
+@lru_cache(maxsize=65536)
 def stable_int(text: str) -> int:
     """A 64-bit integer from a string, identical in every process (unlike ``hash``)."""
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
 
 
+class _DigestSeed(ISeedSequence):
+    """Seed material read straight from a sha256 digest (extended by re-hashing when more is asked).
+
+    numpy's ``SeedSequence`` would hash the (already uniform) digest again, which costs more than
+    everything else a small program does; the digest is a fine seed for a bit generator as it is."""
+
+    __slots__ = ("_digest",)
+
+    def __init__(self, digest: bytes) -> None:
+        self._digest = digest
+
+    def generate_state(self, n_words: int, dtype: Any = np.uint32) -> np.ndarray:
+        dt = np.dtype(dtype)
+        need = n_words * dt.itemsize
+        data = self._digest
+        while len(data) < need:
+            data += hashlib.sha256(data).digest()
+        return np.frombuffer(data[:need], dtype=dt).copy()
+
+
 def make_rng(seed: int, image_ids: Sequence[str], program_id: str) -> np.random.Generator:
-    """The generator for one program on one image (or image set)."""
-    return np.random.default_rng([seed & 0xFFFFFFFF, stable_int("|".join(image_ids)), stable_int(program_id)])
+    """The generator for one program on one image (or image set): a PCG64 seeded with the sha256 of
+    (global seed, image ids, program id)."""
+    text = f"{seed & 0xFFFFFFFF}|{'|'.join(image_ids)}|{program_id}"
+    return np.random.Generator(np.random.PCG64(_DigestSeed(hashlib.sha256(text.encode("utf-8")).digest())))
+
+
+def draw(rng: np.random.Generator, n: int) -> int:
+    """A uniform index in ``range(n)`` (``rng.integers`` costs four times as much per call)."""
+    return min(n - 1, int(rng.random() * n))
+
+
+def sample_indices(rng: np.random.Generator, n: int, k: int) -> list[int]:
+    """``k`` distinct indices of ``range(n)`` drawn uniformly, in increasing order (partial Fisher-Yates)."""
+    idx = list(range(n))
+    for i in range(min(k, n)):
+        j = i + draw(rng, n - i)
+        idx[i], idx[j] = idx[j], idx[i]
+    return sorted(idx[:k])
 
 
 # --------------------------------------------------------------------------------------- graph view
 class GraphView:
     """A scene graph as programs see it: confident objects only, with cached groupings.
 
-    Built once per graph and shared by all programs, so the work is done once per image.
+    Built once per graph and shared by all programs, so the work is done once per image. Everything
+    derived from the graph is cached on the view: the groupings below (``cached_property``) and,
+    through :meth:`memo`, whatever a family derives (relation index, referents, decoded masks,
+    each program's solved candidates). :meth:`with_stats` gives a view that shares all of it but
+    counts abstentions in its own tally.
     """
+
+    __slots__ = ("__dict__", "__weakref__", "stats")
 
     def __init__(self, graph: SceneGraph, config: ProgramConfig, stats: Counter | None = None) -> None:
         self.graph = graph
@@ -155,6 +213,26 @@ class GraphView:
         """Counts abstentions and skips (``"<program>: <reason>"``) for the run summary."""
         self.objects: tuple[Object, ...] = tuple(o for o in graph.objects if o.score >= config.min_score)
         self.by_id: dict[str, Object] = {o.id: o for o in self.objects}
+        self._memo: dict[Any, Any] = {}
+
+    def memo(self, key: Any, build: Callable[[], Any]) -> Any:
+        """``build()`` computed once per view (and the views sharing its caches) and ``key``.
+
+        Keys are tuples or strings naming what is cached (``("refer", object_id, allow_region)``);
+        values must not be mutated by their users."""
+        m = self._memo
+        try:
+            return m[key]
+        except KeyError:
+            value = m[key] = build()
+            return value
+
+    def with_stats(self, stats: Counter) -> GraphView:
+        """The same view, sharing every cache (present and future), with its own abstention tally."""
+        twin = object.__new__(GraphView)
+        twin.__dict__ = self.__dict__  # one dict for both: a cache filled through either serves both
+        twin.stats = stats
+        return twin
 
     @property
     def image_id(self) -> str:
@@ -187,6 +265,12 @@ class GraphView:
         return tuple(lbl for lbl in self.by_label if lbl not in self.uncertain_labels)
 
     @cached_property
+    def confident_objects(self) -> tuple[Object, ...]:
+        """Objects scoring at least ``confident_score`` (the ones questions may name)."""
+        c = self.config.confident_score
+        return tuple(o for o in self.objects if o.score >= c)
+
+    @cached_property
     def relations(self) -> tuple:
         """Relations between objects that survive ``min_score`` (and whose own score does too)."""
         ids = self.by_id
@@ -197,6 +281,11 @@ class GraphView:
     def text(self) -> tuple:
         m = self.config.min_score
         return tuple(t for t in self.graph.text if t.score >= m)
+
+    @cached_property
+    def graph_labels(self) -> frozenset[str]:
+        """Every label of the graph, at any score (what an "absent" answer must rule out)."""
+        return frozenset(o.label for o in self.graph.objects)
 
     def abstain(self, program_id: str, reason: str, n: int = 1) -> None:
         """Record that a program declined to ask something (e.g. an uncertain category)."""
@@ -241,8 +330,13 @@ class Program:
 
     # -- to implement ----------------------------------------------------------------------
     def candidates(self, view: GraphView) -> list[Plan]:
-        """Every valid question plan for this graph, in a deterministic order."""
-        raise NotImplementedError
+        """Every valid question plan for this graph, in a deterministic order.
+
+        A program implements this, or :meth:`solved_candidates` when it finds the answers while
+        choosing its plans (this default then lists the plans it returns)."""
+        if type(self).solved_candidates is Program.solved_candidates:
+            raise NotImplementedError
+        return [plan for plan, _ in self.solved_candidates(view)]
 
     def solve(self, view: GraphView, plan: Plan) -> Any:
         """The answer value (JSON data) for ``plan``, computed from the graph alone."""
@@ -253,13 +347,43 @@ class Program:
         raise NotImplementedError
 
     # -- provided --------------------------------------------------------------------------
+    def solved_candidates(self, view: Any) -> list[tuple[Plan, Any]]:
+        """``(plan, answer)`` for every candidate plan with an answer, in candidate order.
+
+        Must equal ``[(p, solve(view, p)) for p in candidates(view)]`` without the ``None`` answers;
+        a program overriding it (to avoid solving twice) keeps ``solve`` as the reference."""
+        out = []
+        for plan in self.candidates(view):
+            value = self.solve(view, plan)
+            if value is not None:
+                out.append((plan, value))
+        return out
+
+    def plans(self, view: GraphView) -> list[tuple[Plan, Any]]:
+        """:meth:`solved_candidates`, computed once per view (conversations reuse it). Abstentions
+        counted while computing it are counted again in ``view.stats`` on every call, as a fresh
+        computation would."""
+        key = ("plans", self.id)
+        hit = view._memo.get(key)
+        if hit is None:
+            saved, tally = view.stats, Counter()
+            view.stats = tally
+            try:
+                pairs = tuple(self.solved_candidates(view))
+            finally:
+                view.stats = saved
+            hit = view._memo[key] = (pairs, tally)
+        if hit[1]:
+            view.stats.update(hit[1])
+        return list(hit[0])
+
     def applicable(self, graph: SceneGraph) -> bool:
         return graph.has(*self.requires)
 
     def answer_key(self, value: Any) -> str:
         """What answer balancing groups by (the value, as canonical JSON)."""
-        import orjson
-
+        if type(value) is str:
+            return orjson.dumps(value).decode()
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
     def answer_weight(self, value: Any) -> float:
@@ -268,41 +392,51 @@ class Program:
 
     def pick_template(self, rng: np.random.Generator, ids: Iterable[str] | None = None) -> Template:
         """A template drawn uniformly (optionally among ``ids``)."""
-        pool = self.templates if ids is None else tuple(t for t in self.templates if t.id in set(ids))
+        if ids is None:
+            pool = self.templates
+        else:
+            wanted = set(ids)
+            pool = tuple(t for t in self.templates if t.id in wanted)
         if not pool:
             raise ProgramError(f"{self.id}: no template to choose from")
-        return pool[int(rng.integers(len(pool)))]
+        return pool[draw(rng, len(pool))]
 
     def referenced_objects(self, plan: Plan) -> list[str]:
         """Object ids a plan uses (for provenance); plans name them under keys ending in ``id``/``ids``."""
         out: list[str] = []
         for k, v in plan.items():
-            if k.endswith("_ids") or k == "ids":
-                out.extend(str(x) for x in v)
-            elif k.endswith("_id") or k == "id":
+            if k.endswith("ids"):
+                if k == "ids" or k.endswith("_ids"):
+                    out.extend(str(x) for x in v)
+            elif k.endswith("id") and (k == "id" or k.endswith("_id")):
                 out.append(str(v))
         return out
 
     def select(self, view: GraphView, plans: list[Plan], rng: np.random.Generator, k: int) -> list[tuple[Plan, Any]]:
         """Up to ``k`` plans with their answers, balanced by answer value (see module docstring)."""
+        solved = [(plan, value) for plan in plans if (value := self.solve(view, plan)) is not None]
+        return self.select_solved(solved, rng, k)
+
+    def select_solved(self, solved: Sequence[tuple[Plan, Any]], rng: np.random.Generator,
+                      k: int) -> list[tuple[Plan, Any]]:
+        """:meth:`select` for plans already solved (``(plan, answer)`` pairs, no ``None`` answers)."""
         groups: dict[str, list[tuple[Plan, Any]]] = {}
-        for plan in plans:
-            value = self.solve(view, plan)
-            if value is None:
-                continue
-            groups.setdefault(self.answer_key(value), []).append((plan, value))
+        key = self.answer_key
+        for pair in solved:
+            groups.setdefault(key(pair[1]), []).append(pair)
         chosen: list[tuple[Plan, Any]] = []
         keys = sorted(groups)
         while keys and len(chosen) < k:
-            key = keys[int(rng.integers(len(keys)))]
-            pool = groups[key]
-            plan, value = pool.pop(int(rng.integers(len(pool))))
-            if rng.random() >= self.answer_weight(value):
-                keys.remove(key)  # rejected: this answer is not asked about in this image
+            key_ = keys[draw(rng, len(keys))]
+            pool = groups[key_]
+            plan, value = pool.pop(draw(rng, len(pool)))
+            weight = self.answer_weight(value)
+            if weight < 1.0 and rng.random() >= weight:
+                keys.remove(key_)  # rejected: this answer is not asked about in this image
                 continue
             chosen.append((plan, value))
             if not pool:
-                keys.remove(key)
+                keys.remove(key_)
         return chosen
 
     def subject(self, views: Sequence[GraphView]) -> Any:
@@ -313,11 +447,13 @@ class Program:
     def generate(self, views: Sequence[GraphView], config: ProgramConfig) -> list[QA]:
         """All records of this program for one image (or image set)."""
         subject = self.subject(views)
+        solved = self.solved_candidates(subject) if self.multi_image else self.plans(subject)
+        if not solved:
+            return []
         image_ids = tuple(v.image_id for v in views)
         rng = make_rng(config.seed, image_ids, self.id)
-        plans = self.candidates(subject)
         out: list[QA] = []
-        for index, (plan, value) in enumerate(self.select(subject, plans, rng, config.max_per_image)):
+        for index, (plan, value) in enumerate(self.select_solved(solved, rng, config.max_per_image)):
             out.append(self._make_qa(views, plan, value, rng, config, index))
         return out
 
@@ -329,21 +465,25 @@ class Program:
         answer_index = None
         if self.num_options and rng.random() < config.mc_ratio:
             distractors = list(dict.fromkeys(o for o in r.options if o != r.answer))
-            if len(distractors) >= self.num_options - 1:
-                picks = rng.choice(len(distractors), size=self.num_options - 1, replace=False)
-                opts = [distractors[int(i)] for i in sorted(picks)]
-                answer_index = int(rng.integers(self.num_options))
+            n = self.num_options
+            if len(distractors) >= n - 1:
+                opts = [distractors[i] for i in sample_indices(rng, len(distractors), n - 1)]
+                answer_index = draw(rng, n)
                 opts.insert(answer_index, r.answer)
                 options = tuple(opts)
                 form = MULTIPLE_CHOICE
-        image_ids = tuple(v.image_id for v in views)
-        qa_id = f"{'+'.join(image_ids)}:{self.id}:{index}"
+        image_ids = tuple([v.image_id for v in views])
+        objects = self.referenced_objects(plan)
+        if r.objects:
+            objects = list(dict.fromkeys(objects + r.objects))
+        elif len(objects) > 1:
+            objects = list(dict.fromkeys(objects))
         return QA(
-            id=qa_id, program=self.id, family=self.family, template=r.template, question_type=form,
-            answer_type=self.answer_type, images=image_ids, question=r.question, answer=r.answer,
-            options=options, answer_index=answer_index, rationale=r.rationale, plan=plan, value=value,
-            provenance={"objects": list(dict.fromkeys(self.referenced_objects(plan) + r.objects))}, seed=config.seed,
-            image_paths=tuple(v.graph.path for v in views), turns=tuple((q, a) for q, a in r.turns),
+            id=f"{'+'.join(image_ids)}:{self.id}:{index}", program=self.id, family=self.family, template=r.template,
+            question_type=form, answer_type=self.answer_type, images=image_ids, question=r.question,
+            answer=r.answer, options=options, answer_index=answer_index, rationale=r.rationale, plan=plan,
+            value=value, provenance={"objects": objects}, seed=config.seed,
+            image_paths=tuple([v.graph.path for v in views]), turns=tuple([(q, a) for q, a in r.turns]),
         )
 
 

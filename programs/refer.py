@@ -6,12 +6,19 @@ ones included (an uncertain second cup still makes "the cup" ambiguous). Strateg
 
 1. ``label``: the only object with this label -> "the cup".
 2. ``attribute``: a confident attribute (score >= ``confident_score``) that no other object with the
-   label has at any score -> "the red cup".
-3. ``relation``: a relation to an object whose label is unique, that no other object with the label
-   shares -> "the cup on the table".
+   label has, at any score, under any spelling or near-synonym ("red" is refused when another cup is
+   "maroon") -> "the red cup".
+3. ``relation``: a confident relation to a confident object whose label is unique, such that no other
+   object with the label may stand in it: predicates are compared by meaning (synonyms, inverses and
+   symmetric predicates, at any score, see :mod:`programs.predicates`), so "the cup on the table" is
+   refused when another cup "sits on" the table or the table is "under" it -> "the cup on the table",
+   "the man that has the hat" (predicates are written normalized, "Is On" as "on").
 4. ``position``: among 2-3 objects with the label, the one whose centre is clearly (>= 10% of the image)
    the left-, right-, top- or bottom-most -> "the left-most cup".
-5. ``region`` (only when ``allow_region``): the label and its normalised box -> "the cup at [0.12, ...]".
+5. ``region`` (only when ``allow_region``): the label and its normalised box, when no other object
+   with the label has the same box as written -> "the cup at [0.12, ...]".
+
+Referents are cached per view, so each object is described once per image.
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ from dataclasses import dataclass
 from scene_graphs.model import Object
 
 from .base import GraphView
-from .grammar import fmt_box
+from .common import box_text, confident_attributes, near
+from .predicates import possibly_true, postmodifier, relation_index
 
 POSITION_MARGIN = 0.10
 
@@ -36,8 +44,8 @@ class Referent:
 
 
 def _confident_attrs(view: GraphView, obj: Object) -> list[str]:
-    c = view.config.confident_score
-    return [a.name for a in sorted(obj.attributes, key=lambda a: (-a.score, a.name)) if a.score >= c]
+    """Normalised names of the object's confident attributes, best first."""
+    return list(confident_attributes(view, obj))
 
 
 def _by_position(view: GraphView, obj: Object, same: tuple[Object, ...]) -> str | None:
@@ -57,27 +65,52 @@ def _by_position(view: GraphView, obj: Object, same: tuple[Object, ...]) -> str 
     return None
 
 
-def refer(view: GraphView, obj: Object, allow_region: bool = True) -> Referent | None:
-    """The shortest unique description of ``obj`` (see module docstring), or ``None``."""
-    same = view.by_label.get(obj.label, ())
+def _refer(view: GraphView, obj: Object) -> Referent | None:
+    """Strategies 1-4 (no region)."""
+    label = obj.label
+    same = view.by_label.get(label, ())
     if len(same) == 1:
-        return Referent(f"the {obj.label}", "label")
+        return Referent(f"the {label}", "label")
     others = [o for o in same if o.id != obj.id]
-    for name in _confident_attrs(view, obj):
-        if not any(name in o.attribute_names() for o in others):
-            return Referent(f"the {name} {obj.label}", "attribute")
-    for rel in sorted(view.relations, key=lambda r: (r.predicate, r.object)):
-        if rel.subject != obj.id or rel.score < view.config.confident_score:
-            continue
-        target = view.by_id[rel.object]
-        if not view.is_unique_label(target.label) or target.label == obj.label:
-            continue
-        if not any(r.subject == o.id and r.predicate == rel.predicate and r.object == rel.object
-                   for r in view.relations for o in others):
-            return Referent(f"the {obj.label} {rel.predicate} the {target.label}", "relation", (target.id,))
+    names = confident_attributes(view, obj)
+    if names:
+        taken: set[str] = set()
+        for o in others:
+            for a in o.attributes:
+                taken |= near(a.name)
+        for name in names:
+            if name not in taken:
+                return Referent(f"the {name} {label}", "attribute")
+    c = view.config.confident_score
+    if obj.score >= c:
+        for predicate, target_id in relation_index(view).by_subject.get(obj.id, ()):
+            target = view.by_id[target_id]
+            if target.label == label or not view.is_unique_label(target.label) or target.score < c:
+                continue
+            if not any(possibly_true(view, o.id, predicate, target_id) for o in others):
+                return Referent(f"the {label} {postmodifier(predicate)} the {target.label}", "relation",
+                                (target_id,))
     where = _by_position(view, obj, same)
     if where is not None:
-        return Referent(f"the {where} {obj.label}", "position")
-    if allow_region and not any(o.box == obj.box for o in others):
-        return Referent(f"the {obj.label} at {fmt_box(obj.box.normalized(view.width, view.height))}", "region")
+        return Referent(f"the {where} {label}", "position")
     return None
+
+
+def _region(view: GraphView, obj: Object) -> Referent | None:
+    box = box_text(view, obj)
+    if any(box_text(view, o) == box for o in view.by_label.get(obj.label, ()) if o.id != obj.id):
+        return None
+    return Referent(f"the {obj.label} at {box}", "region")
+
+
+def refer(view: GraphView, obj: Object, allow_region: bool = True) -> Referent | None:
+    """The shortest unique description of ``obj`` (see module docstring), or ``None``."""
+    memo = view._memo
+    key = ("refer", obj.id)
+    if key in memo:
+        ref = memo[key]
+    else:
+        ref = memo[key] = _refer(view, obj)
+    if ref is not None or not allow_region:
+        return ref
+    return view.memo(("refer_region", obj.id), lambda: _region(view, obj))

@@ -77,6 +77,13 @@ def _is_clear_extreme(view: GraphView, o: Object, where: str) -> bool:
             "top-most": all(cy + my <= y for _, y in rest), "bottom-most": all(cy - my >= y for _, y in rest)}[where]
 
 
+def _relation_phrases(label: str, predicate: str, target: str) -> set[str]:
+    """How refer() may name an object by a relation: the predicate normalized ("Is On" -> "on"), after
+    the noun ("the cup on the table") or as a relative clause ("the man that has the hat")."""
+    p = " ".join(predicate.lower().split()).removeprefix("is ").removeprefix("are ")
+    return {f"the {label} {p} the {target}", f"the {label} that {p} the {target}"}
+
+
 def describes(view: GraphView, text: str, o: Object) -> bool:
     """Whether the referring expression ``text`` fits object ``o`` (label, attribute, relation to a
     uniquely labelled object, position, or region), read off the graph."""
@@ -87,7 +94,7 @@ def describes(view: GraphView, text: str, o: Object) -> bool:
     for r in view.relations:
         if r.subject == o.id:
             target = view.by_id[r.object]
-            if text == f"the {o.label} {r.predicate} the {target.label}" and \
+            if text in _relation_phrases(o.label, r.predicate, target.label) and \
                     sum(p.label == target.label for p in view.objects) == 1:
                 return True
     for where in ("left-most", "right-most", "top-most", "bottom-most"):
@@ -109,8 +116,8 @@ def find_named(view: GraphView, question: str, ids) -> dict[str, str]:
         o = view.by_id[i]
         texts = [f"the {o.label}", *(f"the {a.name} {o.label}" for a in o.attributes),
                  *(f"the {w} {o.label}" for w in ("left-most", "right-most", "top-most", "bottom-most")),
-                 *(f"the {o.label} {r.predicate} the {view.by_id[r.object].label}" for r in view.relations
-                   if r.subject == o.id)]
+                 *(t for r in view.relations if r.subject == o.id
+                   for t in _relation_phrases(o.label, r.predicate, view.by_id[r.object].label))]
         found = sorted((t for t in texts if t in question or t[:1].upper() + t[1:] in question),
                        key=len, reverse=True)
         assert found, f"no referring expression of {i} ({o.label}) in {question!r}"
@@ -119,7 +126,7 @@ def find_named(view: GraphView, question: str, ids) -> dict[str, str]:
 
 
 def strip_the(text: str) -> str:
-    return text[4:] if text.startswith("the ") else text
+    return text.removeprefix("the ")
 
 
 # =========================================================================== fixtures

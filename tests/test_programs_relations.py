@@ -236,8 +236,8 @@ def resolve(view: GraphView, text: str) -> set[str]:
             if (m["l"] == "object" or o.label == m["l"]) and with_attr(o, m["a"]) and (
                     pred is None or related(o.id, pred, m["l2"])):
                 out.add(o.id)
-    raw = sorted({r.predicate for r in g.relations}, key=len, reverse=True)  # refer() writes them as stored
-    m = re.fullmatch(rf"the (?P<l>{alt(labels)}) (?P<p>{alt(raw)}) the (?P<l2>{alt(labels)})", text)
+    # refer() writes predicates normalized ("Is On" -> "on"), verbs as "that has" (parsed above)
+    m = re.fullmatch(rf"the (?P<l>{alt(labels)}) (?P<p>{alt(preds)}) the (?P<l2>{alt(labels)})", text)
     if m:
         out |= {o.id for o in view.objects if o.label == m["l"] and related(o.id, norm(m["p"]), m["l2"])}
     m = re.fullmatch(rf"the (?P<w>left|right|top|bottom)-most (?P<l>{alt(labels)})", text)

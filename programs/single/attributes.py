@@ -21,95 +21,14 @@ from scene_graphs.model import ATTRIBUTE_CATEGORIES, Object
 from scene_graphs.vocab import normalize
 
 from ..base import GraphView, Plan, Program, Realized, Template, register
-from ..grammar import capitalize, count_phrase, fmt_box, join, plural
+from ..common import EXCLUSIVE, Family, attribute_names, box_text, decided_values, located, max_iou, near
+from ..grammar import capitalize, count_phrase, join, plural
 from ..scenes import may_name_same
 from .counting import count_options
-from .objects import (
-    MAX_PLANS,
-    MAX_POOL,
-    facts,
-    hashed_order,
-    is_confident,
-    memo_solve,
-    norm_box,
-    referent,
-    safe_count_labels,
-)
-
-Family = tuple[tuple[str, ...], ...]
-
-EXCLUSIVE: dict[str, tuple[Family, ...]] = {
-    "color": ((
-        ("white", "ivory", "cream", "off white"),
-        ("black", "dark"),
-        ("gray", "grey", "silver", "dark gray", "light gray", "dark grey", "light grey"),
-        ("red", "maroon", "crimson", "burgundy", "dark red"),
-        ("blue", "navy", "dark blue", "light blue", "teal", "turquoise", "cyan"),
-        ("green", "teal", "dark green", "light green", "olive", "lime"),
-        ("yellow", "gold", "golden", "blond", "blonde"),
-        ("brown", "dark brown", "light brown", "tan", "bronze", "beige", "khaki"),
-        ("orange", "gold"),
-        ("pink", "magenta", "light pink"),
-        ("purple", "violet", "lavender"),
-    ),),
-    "material": ((
-        ("wood", "wooden", "bamboo", "wicker"),
-        ("metal", "metallic", "steel", "stainless steel", "iron", "aluminum", "aluminium", "chrome", "copper",
-         "brass", "tin"),
-        ("plastic", "vinyl", "rubber", "foam"),
-        ("glass",),
-        ("fabric", "cloth", "cotton", "wool", "woolen", "denim", "silk", "velvet", "lace", "canvas", "nylon"),
-        ("leather",),
-        ("stone", "rock", "marble", "granite", "brick", "concrete", "cement"),
-        ("paper", "cardboard"),
-        ("ceramic", "porcelain", "clay", "tile", "tiled"),
-    ),),
-    "size": (
-        (("large", "big", "huge", "giant", "massive", "enormous", "large sized"),
-         ("small", "little", "tiny", "mini", "small sized")),
-        (("tall", "high"), ("short", "low")),
-        (("long",), ("short",)),
-        (("wide",), ("narrow",)),
-        (("thick",), ("thin",)),
-    ),
-    "state": (
-        (("open", "opened"), ("closed", "shut")),
-        (("on", "turned on", "lit"), ("off", "turned off", "unlit")),
-        (("empty",), ("full",)),
-        (("wet",), ("dry",)),
-        (("clean",), ("dirty",)),
-        (("parked", "stopped"), ("moving", "driving")),
-        (("standing",), ("sitting",), ("lying", "laying"), ("walking",), ("running",), ("kneeling",)),
-        (("cooked",), ("raw",)),
-        (("sliced", "cut"), ("whole",)),
-    ),
-    "shape": ((("round", "circular", "circle", "oval", "spherical"), ("square",), ("rectangular", "rectangle"),
-               ("triangular", "triangle")),),
-    "pattern": ((("striped", "stripes"), ("checkered", "checked", "plaid"), ("spotted", "dotted", "polka dot",
-                 "polka dotted"), ("floral",), ("plain", "solid")),),
-}
-"""Category -> families of mutually exclusive groups of near-synonymous values (first word = head)."""
+from .objects import MAX_PLANS, MAX_POOL, hashed_order, is_confident, referent, safe_count_labels
 
 COUNT_CATEGORIES = ("color", "material", "state", "shape", "pattern")
 """Categories that "How many red cups?" and "Which object is red?" ask about (size is too relative)."""
-
-
-@lru_cache(maxsize=1)
-def _near_index() -> dict[str, frozenset[str]]:
-    out: dict[str, set[str]] = {}
-    for families in EXCLUSIVE.values():
-        for family in families:
-            for group in family:
-                for word in group:
-                    out.setdefault(word, set()).update(group)
-    return {k: frozenset(v) for k, v in out.items()}
-
-
-@lru_cache(maxsize=4096)
-def near(word: str) -> frozenset[str]:
-    """``word`` and every value that may describe the same look (``gray`` -> grey, silver, ...)."""
-    w = normalize(word)
-    return _near_index().get(w, frozenset()) | {w}
 
 
 @lru_cache(maxsize=4096)
@@ -121,18 +40,25 @@ def _family_heads(category: str, values: tuple[str, ...]) -> frozenset[str]:
 
 def alternatives(category: str, value: str, obj: Object) -> list[str]:
     """Values exclusive with ``value`` in ``category`` that ``obj`` has no trace of (at any score)."""
-    v = normalize(value)
-    blocked = frozenset().union(*(near(a.name) for a in obj.attributes), near(v))
+    return list(_alternatives(category, normalize(value), frozenset(a.name for a in obj.attributes)))
+
+
+@lru_cache(maxsize=8192)
+def _alternatives(category: str, v: str, names: frozenset[str]) -> tuple[str, ...]:
+    blocked = frozenset().union(*(near(n) for n in names), near(v))
     for family in EXCLUSIVE.get(category, ()):
         if any(v in group for group in family):
-            return [g[0] for g in family if v not in g and not (near(g[0]) & blocked)]
-    return []
+            return tuple(g[0] for g in family if v not in g and not (near(g[0]) & blocked))
+    return ()
 
 
 def decided(view: GraphView, obj: Object, category: str) -> tuple[str, ...] | None:
     """The confident values of ``obj`` in ``category`` (sorted, normalised), or ``None`` when none is
     confident or some value lies in the uncertain band."""
-    return facts(view).decided.get((obj.id, category))
+    values = view._memo.get("decided_values")
+    if values is None:
+        values = decided_values(view)
+    return values.get((obj.id, category))
 
 
 def _gives_away(obj: Object, ref_text: str, category: str) -> bool:
@@ -147,17 +73,20 @@ class _AttributeOf(Program):
     requires = frozenset({"objects", "attributes"})
     category: str = ""
 
-    def candidates(self, view: GraphView) -> list[Plan]:
-        plans: list[Plan] = []
-        for o in hashed_order(view, self.id, view.objects, key=lambda o: o.id):
-            plan = {"object_id": o.id}
-            if self.solve(view, plan) is not None:
-                plans.append(plan)
-                if len(plans) >= MAX_PLANS:
+    def solved_candidates(self, view: GraphView) -> list[tuple[Plan, Any]]:
+        out: list[tuple[Plan, Any]] = []
+        decided_ = decided_values(view)
+        c = self.category
+        ids = [o.id for o in view.confident_objects if len(decided_.get((o.id, c), ())) == 1]
+        for oid in hashed_order(view, self.id, ids):
+            plan = {"object_id": oid}
+            value = self.solve(view, plan)
+            if value is not None:
+                out.append((plan, value))
+                if len(out) >= MAX_PLANS:
                     break
-        return plans
+        return out
 
-    @memo_solve
     def solve(self, view: GraphView, plan: Plan) -> Any:
         o = view.by_id.get(plan["object_id"])
         if o is None or not is_confident(view, o):
@@ -175,8 +104,8 @@ class _AttributeOf(Program):
         ref = referent(view, o, allow_region=True)
         assert ref is not None
         t = self.pick_template(rng)
-        rationale = (f"{capitalize(ref.text)} is at {fmt_box(norm_box(view, o))}; its {self.category} "
-                     f"is annotated with confidence as {value}. So the answer is: {value}.")
+        rationale = (f"{capitalize(located(ref.text, ref.strategy, box_text(view, o)))} has one confidently "
+                     f"annotated {self.category}: {value}. So the answer is: {value}.")
         return Realized(t.id, t.text.format(obj=ref.text), value, rationale,
                         alternatives(self.category, value, o), objects=list(ref.mentions))
 
@@ -259,22 +188,23 @@ class CountAttribute(Program):
         Template("number_of", "What is the number of {phrase} in the image?"),
     )
 
-    def candidates(self, view: GraphView) -> list[Plan]:
+    def solved_candidates(self, view: GraphView) -> list[tuple[Plan, Any]]:
+        dec = decided_values(view)
         by_category: dict[str, set[str]] = {}
-        for o in view.objects:
-            if is_confident(view, o):
-                for c in COUNT_CATEGORIES:
-                    by_category.setdefault(c, set()).update(decided(view, o, c) or ())
-        plans: list[Plan] = []
-        for label in hashed_order(view, self.id, safe_count_labels(view))[:MAX_POOL]:
+        for o in view.confident_objects:
             for c in COUNT_CATEGORIES:
-                objs = view.by_label[label]
-                if not any(decided(view, o, c) for o in objs):
+                by_category.setdefault(c, set()).update(dec.get((o.id, c), ()))
+        plans: list[tuple[Plan, Any]] = []
+        for label in hashed_order(view, self.id, safe_count_labels(view))[:MAX_POOL]:
+            objs = view.by_label[label]
+            for c in COUNT_CATEGORIES:
+                values = [dec.get((o.id, c)) for o in objs]
+                if not any(values):
                     continue
-                if any(decided(view, o, c) is None for o in objs):
+                if any(v is None for v in values):
                     view.abstain(self.id, "attribute not decided for every object of the category")
                     continue
-                own = sorted({v for o in objs for v in decided(view, o, c) or ()})
+                own = sorted({v for vs in values for v in vs})  # type: ignore[union-attr]
                 # zero answers only from the families of the label's own values: "How many closed
                 # doors?" for open doors, never "How many kneeling pages?"
                 heads = _family_heads(c, tuple(own))
@@ -285,12 +215,12 @@ class CountAttribute(Program):
                 absent = hashed_order(view, salt, sorted(h for h in heads if taken.isdisjoint(near(h))))[:1]
                 for value in own + seen + absent:
                     plan = {"label": label, "category": c, "attribute": value}
-                    if self.solve(view, plan) is not None:
-                        plans.append(plan)
+                    answer = self.solve(view, plan)
+                    if answer is not None:
+                        plans.append((plan, answer))
         return hashed_order(view, self.id + "|plans", plans,
-                            key=lambda p: f"{p['label']}|{p['category']}|{p['attribute']}")[:MAX_PLANS]
+                            key=lambda pv: f"{pv[0]['label']}|{pv[0]['category']}|{pv[0]['attribute']}")[:MAX_PLANS]
 
-    @memo_solve
     def solve(self, view: GraphView, plan: Plan) -> Any:
         label, c, value = plan["label"], plan["category"], plan["attribute"]
         if label not in safe_count_labels(view) or c not in COUNT_CATEGORIES:
@@ -311,7 +241,7 @@ class CountAttribute(Program):
         label, c, attr = plan["label"], plan["category"], plan["attribute"]
         t = self.pick_template(rng)
         objs = sorted(view.by_label[label], key=lambda o: (o.box.x1, o.box.y1))
-        each = [f"{fmt_box(norm_box(view, o))} is {join(list(decided(view, o, c) or ()))}" for o in objs]
+        each = [f"{box_text(view, o)} is {join(list(decided(view, o, c) or ()))}" for o in objs]
         rationale = (f"There {'is' if len(objs) == 1 else 'are'} {count_phrase(len(objs), label)}; by {c}: "
                      f"{'; '.join(each)}. {capitalize(count_phrase(value, label))} "
                      f"{'is' if value == 1 else 'are'} {attr}. So the answer is: {value}.")
@@ -346,9 +276,11 @@ class WhichHasAttribute(Program):
         if c not in COUNT_CATEGORIES:
             return None
         close = near(value)
-        names = facts(view).attribute_names
+        names = attribute_names(view)
+        dec = decided_values(view)
+        conf = view.config.confident_score
         holders = [o for o in view.objects if not close.isdisjoint(names[o.id])]
-        if not holders or any(not is_confident(view, o) or value not in (decided(view, o, c) or ()) for o in holders):
+        if not holders or any(o.score < conf or value not in dec.get((o.id, c), ()) for o in holders):
             return None
         labels = {o.label for o in holders}
         if len(labels) != 1:
@@ -357,23 +289,22 @@ class WhichHasAttribute(Program):
         held = {o.id for o in holders}
         others = [lbl for lbl, objs in view.by_label.items()
                   if lbl != label and not may_name_same(lbl, label)
-                  and all(is_confident(view, o) and decided(view, o, c) is not None and o.id not in held
-                          for o in objs)]
+                  and all(o.score >= conf and (o.id, c) in dec and o.id not in held for o in objs)]
         if len(others) < 2:
             return None
         return label, holders, others
 
-    def candidates(self, view: GraphView) -> list[Plan]:
+    def solved_candidates(self, view: GraphView) -> list[tuple[Plan, Any]]:
         values: set[tuple[str, str]] = set()
-        for o in view.objects:
-            if is_confident(view, o):
-                for c in COUNT_CATEGORIES:
-                    values.update((c, v) for v in decided(view, o, c) or ())
+        for o in view.confident_objects:
+            for c in COUNT_CATEGORIES:
+                values.update((c, v) for v in decided(view, o, c) or ())
         plans = []
         for c, v in hashed_order(view, self.id, sorted(values), key=lambda cv: f"{cv[0]}|{cv[1]}"):
             plan = {"category": c, "attribute": v}
-            if self._parts(view, plan) is not None:
-                plans.append(plan)
+            parts = self._parts(view, plan)
+            if parts is not None:
+                plans.append((plan, parts[0]))
                 if len(plans) >= MAX_PLANS:
                     break
         return plans
@@ -388,7 +319,7 @@ class WhichHasAttribute(Program):
         label, holders, others = parts
         attr = plan["attribute"]
         t = self.pick_template(rng)
-        where = ", ".join(fmt_box(norm_box(view, o)) for o in holders)
+        where = ", ".join(box_text(view, o) for o in holders)
         rationale = (f"Among the objects whose {plan['category']} is known, only the {label} at {where} is {attr}; "
                      f"the {join([plural(x) for x in others[:4]])} are not. So the answer is: {label}.")
         return Realized(t.id, t.text.format(attr=attr), label, rationale, others, objects=[o.id for o in holders])
@@ -418,19 +349,19 @@ class AttributesAtRegion(Program):
         return out
 
     def _isolated(self, view: GraphView, o: Object) -> bool:
-        return facts(view).max_iou[o.id] < 0.5
+        return max_iou(view)[o.id] < 0.5
 
-    def candidates(self, view: GraphView) -> list[Plan]:
+    def solved_candidates(self, view: GraphView) -> list[tuple[Plan, Any]]:
         plans = []
-        for o in hashed_order(view, self.id, view.objects, key=lambda o: o.id):
+        for o in hashed_order(view, self.id, view.confident_objects, key=lambda o: o.id):
             plan = {"object_id": o.id}
-            if self.solve(view, plan) is not None:
-                plans.append(plan)
+            value = self.solve(view, plan)
+            if value is not None:
+                plans.append((plan, value))
                 if len(plans) >= MAX_PLANS // 2:
                     break
         return plans
 
-    @memo_solve
     def solve(self, view: GraphView, plan: Plan) -> Any:
         o = view.by_id.get(plan["object_id"])
         if o is None or not is_confident(view, o) or view.area_share(o) < view.config.min_box_area:
@@ -443,7 +374,7 @@ class AttributesAtRegion(Program):
     def realize(self, view: GraphView, plan: Plan, value: Any, rng: np.random.Generator) -> Realized:
         o = view.by_id[plan["object_id"]]
         listing = self._listing(view, o)
-        box = fmt_box(norm_box(view, o))
+        box = box_text(view, o)
         t = self.pick_template(rng)
         answer = ", ".join(value)
         rationale = (f"The region {box} is the box of the {o.label}. Its confidently annotated attributes are: "
@@ -466,6 +397,7 @@ __all__ = [
     "AttributeState",
     "AttributesAtRegion",
     "CountAttribute",
+    "Family",
     "WhichHasAttribute",
     "alternatives",
     "decided",

@@ -1,23 +1,25 @@
 """Conversation: 3-5 questions about one image from other single-image programs, as one multi-turn record.
 
 The plan lists the turns as ``{"program": id, "plan": plan}``; the programs and their plans are drawn
-with an rng derived from (seed, image, this program), through each program's own ``candidates`` and
-answer-balanced ``select``, so ``candidates`` is a pure function of the graph and config and ``mmgen
-verify`` can check a stored conversation. ``solve`` recomputes every turn's answer with its program's
-``solve``; the value is the list of those answers. Abstentions of the programs consulted here are not
-counted again (they run on a copy of the view with its own tally).
+with an rng derived from (seed, image, this program), through each program's own candidates and
+answer-balanced selection, so ``candidates`` is a pure function of the graph and config and ``mmgen
+verify`` can check a stored conversation. A turn repeating an earlier turn's answer about the same
+object ("What colour is the ball?" twice, in other words) is skipped. ``solve`` recomputes every
+turn's answer with its program's ``solve``; the value is the list of those answers.
+
+The other programs' solved candidates come from the view's cache (:meth:`Program.plans`), so a
+conversation costs little more than realizing its turns; they are consulted through a view with its
+own abstention tally (:meth:`GraphView.with_stats`), so their abstentions are not counted twice.
 """
 
 from __future__ import annotations
 
-import copy
 from collections import Counter
 from typing import Any
 
 import numpy as np
 
-from ..base import REGISTRY, GraphView, Plan, Program, Realized, Template, load_all, make_rng, register
-from .relations import share_cache
+from ..base import REGISTRY, GraphView, Plan, Program, Realized, Template, draw, load_all, make_rng, register
 
 MIN_TURNS = 3
 MAX_TURNS = 5
@@ -26,6 +28,7 @@ EXCLUDED = frozenset({"single.dense_caption"})
 
 
 _LOADED = False
+_INSTANCES: list[Program] = []
 
 
 def _registry() -> dict[str, type[Program]]:
@@ -37,12 +40,28 @@ def _registry() -> dict[str, type[Program]]:
     return dict(sorted(REGISTRY.items()))
 
 
+def _instances() -> list[Program]:
+    """One instance of every single-image program a turn may come from, sorted by id (programs are
+    stateless, so they are made once per process)."""
+    if not _INSTANCES:
+        _INSTANCES.extend(cls() for pid, cls in _registry().items()
+                          if not cls.multi_image and pid not in EXCLUDED and pid != Conversation.id)
+    return _INSTANCES
+
+
 def _quiet(view: GraphView) -> GraphView:
-    """The same view (sharing its cached groupings) with a private abstention tally."""
-    quiet = copy.copy(view)
-    quiet.stats = Counter()
-    share_cache(view, quiet)
-    return quiet
+    """The same view (sharing all its caches, the other programs' solved candidates included) with a
+    private abstention tally."""
+    return view.with_stats(Counter())
+
+
+def _plain(value: Any) -> Any:
+    """A private copy of a JSON plan (a conversation's turns never share dicts with other records)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 @register
@@ -60,24 +79,31 @@ class Conversation(Program):
     )
 
     def _programs(self, view: GraphView) -> list[Program]:
-        programs = [cls() for pid, cls in _registry().items()
-                    if not cls.multi_image and cls.family != self.family and pid not in EXCLUDED]
-        return [p for p in programs if p.applicable(view.graph)]
+        return [p for p in _instances() if p.family != self.family and p.applicable(view.graph)]
 
-    def candidates(self, view: GraphView) -> list[Plan]:
+    def solved_candidates(self, view: GraphView) -> list[tuple[Plan, Any]]:
         quiet = _quiet(view)
         rng = make_rng(view.config.seed, (view.image_id,), self.id + ":turns")
         programs = self._programs(view)
-        target = int(rng.integers(MIN_TURNS, MAX_TURNS + 1))
+        target = MIN_TURNS + draw(rng, MAX_TURNS - MIN_TURNS + 1)
         turns: list[Plan] = []
+        values: list[Any] = []
+        asked: list[tuple[set[str], str]] = []
         for i in rng.permutation(len(programs)).tolist():
             program = programs[i]
-            chosen = program.select(quiet, program.candidates(quiet), rng, 1)
-            if chosen:
-                turns.append({"program": program.id, "plan": chosen[0][0]})
+            chosen = program.select_solved(program.plans(quiet), rng, 1)
+            if not chosen:
+                continue
+            plan, value = chosen[0]
+            objects, answer = set(program.referenced_objects(plan)), program.answer_key(value)
+            if any(answer == a and objects & o for o, a in asked):
+                continue  # the same answer about the same object: asked already, in other words
+            asked.append((objects, answer))
+            turns.append({"program": program.id, "plan": _plain(plan)})
+            values.append(_plain(value))
             if len(turns) == target:
                 break
-        return [{"turns": turns}] if len(turns) >= MIN_TURNS else []
+        return [({"turns": turns}, values)] if len(turns) >= MIN_TURNS else []
 
     def solve(self, view: GraphView, plan: Plan) -> Any:
         registry = _registry()
@@ -85,7 +111,7 @@ class Conversation(Program):
         values = []
         for turn in plan["turns"]:
             cls = registry.get(turn["program"])
-            if cls is None:
+            if cls is None or cls.multi_image or cls.family == self.family or turn["program"] in EXCLUDED:
                 return None
             value = cls().solve(quiet, turn["plan"])
             if value is None:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from ..base import GraphView, Plan, Program, Realized, Template, register
-from ..grammar import be, count_phrase, fmt_box, plural
+from ..base import GraphView, Plan, Program, Realized, Template, draw, register
+from ..common import box_text
+from ..grammar import be, count_phrase, plural
 
 
 def count_options(n: int, k: int, rng: np.random.Generator) -> list[str]:
     """``k - 1`` false counts forming, with ``n``, a run of ``k`` consecutive integers in which ``n``
     takes a uniformly drawn rank (shifted up where the run would go below zero), so neither the
     options' range nor their order gives the answer away."""
-    start = max(0, n - int(rng.integers(k)))
+    start = max(0, n - draw(rng, k))
     return [str(v) for v in range(start, start + k) if v != n]
 
 
@@ -29,7 +30,7 @@ class CountObjects(Program):
         Template("number_of", "What is the number of {labels} visible?"),
     )
 
-    KEEP = {1: 0.35, 2: 0.7}
+    KEEP: ClassVar[dict[int, float]] = {1: 0.35, 2: 0.7}
     """Rejection rule: one and two are by far the most common counts in real and synthetic graphs."""
 
     def answer_weight(self, value: Any) -> float:
@@ -49,8 +50,8 @@ class CountObjects(Program):
         label = plan["label"]
         t = self.pick_template(rng)
         objs = sorted(view.by_label.get(label, ()), key=lambda o: (o.box.x1, o.box.y1))
-        where = ", ".join(fmt_box(o.box.normalized(view.width, view.height)) for o in objs)
+        where = ", ".join(box_text(view, o) for o in objs)
         rationale = (f"There {be(value)} {count_phrase(value, label)}" + (f": at {where}" if objs else "")
-                     + f". So the answer is {value}.")
+                     + f". So the answer is: {value}.")
         return Realized(t.id, t.text.format(labels=plural(label)), str(value), rationale,
                         count_options(value, self.num_options, rng), objects=[o.id for o in objs])

@@ -10,6 +10,7 @@ of the map under the object's mask (or box).
 
 from __future__ import annotations
 
+import math
 from itertools import combinations
 from typing import Any
 
@@ -17,7 +18,8 @@ import numpy as np
 
 from scene_graphs.model import Object
 
-from ..base import GraphView, Plan, Program, Realized, Template, make_rng, register
+from ..base import GraphView, Plan, Program, Realized, Template, draw, make_rng, register, sample_indices
+from ..common import located
 from ..grammar import capitalize, join
 from .relations import cached, is_confident, norm_box, referent
 
@@ -26,7 +28,7 @@ POINT_WINDOW = 0.01
 FLAT_SHARE = 0.5
 """A point's window may vary by at most this share of the minimum gap (else it sits on an edge)."""
 POINT_SAMPLES = 24
-MAX_PAIRS = 12
+MAX_PAIRS = 4
 MIN_POINT_DISTANCE = 0.1
 """Normalized distance between the two points of a question (so they are visibly distinct)."""
 
@@ -64,22 +66,35 @@ def relative_distance(view: GraphView, nearness: float) -> float:
 
 
 def point_nearness(view: GraphView, x: float, y: float) -> float | None:
-    """Nearness at normalized ``(x, y)``, or ``None`` where the map is not flat around the point."""
-    return cached(view, ("point_nearness", x, y), lambda: _point_nearness(view, x, y))
+    """Nearness at normalized ``(x, y)`` (the map's cell under the point), or ``None`` where the map is
+    not flat around the point."""
+    def build() -> float | None:
+        value = _flat_nearness(view, np.array([x]), np.array([y]))[0]
+        return None if np.isnan(value) else float(value)
+    return view.memo(("point_nearness", x, y), build)
 
 
-def _point_nearness(view: GraphView, x: float, y: float) -> float | None:
+def _flat_nearness(view: GraphView, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Nearness at each normalized point ``(xs[i], ys[i])``, NaN where the map varies by more than
+    ``FLAT_SHARE`` of the minimum gap within ``POINT_WINDOW`` around it (the window is cut at the map's
+    borders)."""
     info = depth_info(view)
     d = view.graph.depth
     if not info.ok or d is None:
-        return None
+        return np.full(len(xs), np.nan)
     mh, mw = d.shape
-    row, col = min(mh - 1, max(0, int(y * mh))), min(mw - 1, max(0, int(x * mw)))
     h = max(1, round(POINT_WINDOW * max(mh, mw)))
-    window = d.values[max(0, row - h):row + h + 1, max(0, col - h):col + h + 1]
-    if float(window.max() - window.min()) > FLAT_SHARE * info.gap:
-        return None
-    return d.nearness(float(np.median(window)))
+    rows = np.clip((ys * mh).astype(np.int64), 0, mh - 1)
+    cols = np.clip((xs * mw).astype(np.int64), 0, mw - 1)
+    offsets = np.arange(-h, h + 1)
+    # window indices clipped to the map: the border cells repeat, which leaves extremes unchanged
+    wr = np.clip(rows[:, None] + offsets, 0, mh - 1)
+    wc = np.clip(cols[:, None] + offsets, 0, mw - 1)
+    windows = d.values[wr[:, :, None], wc[:, None, :]]
+    spread = (windows.max(axis=(1, 2)) - windows.min(axis=(1, 2))).astype(np.float64)
+    values = d.values[rows, cols].astype(np.float64)
+    nearness = values if d.larger_is_nearer else -values
+    return np.where(spread > FLAT_SHARE * info.gap, np.nan, nearness)
 
 
 def object_nearness(view: GraphView, obj: Object) -> float | None:
@@ -96,11 +111,15 @@ def object_nearness(view: GraphView, obj: Object) -> float | None:
 def _sample_points(view: GraphView) -> list[tuple[list[float], float]]:
     """Points on flat parts of the map, with their nearness (drawn once per image for both programs)."""
     rng = make_rng(view.config.seed, (view.image_id,), "single.depth:points")
+    xy = np.round(rng.uniform(0.05, 0.95, size=(POINT_SAMPLES, 2)), 2)  # as questions write them
+    near = _flat_nearness(view, xy[:, 0], xy[:, 1])
     out = []
-    for x, y in np.round(rng.uniform(0.05, 0.95, size=(POINT_SAMPLES, 2)), 2).tolist():  # as questions write them
-        n = point_nearness(view, x, y)
-        if n is not None:
-            out.append(([x, y], n))
+    memo = view._memo
+    for (x, y), n in zip(xy.tolist(), near.tolist()):
+        value = None if math.isnan(n) else n  # NaN: not flat
+        memo[("point_nearness", x, y)] = value
+        if value is not None:
+            out.append(([x, y], value))
     return out
 
 
@@ -204,7 +223,7 @@ class _ObjectDepth(Program):
     answer_type = "label"
     num_options = 2
     nearer: bool = True
-    max_pairs = 20
+    max_pairs = 4
 
     def candidates(self, view: GraphView) -> list[Plan]:
         info = depth_info(view)
@@ -216,7 +235,7 @@ class _ObjectDepth(Program):
         for (a, n, ra), (b, m, rb) in combinations(objs, 2):
             if pairs >= self.max_pairs:
                 break
-            if a.label == b.label or abs(n - m) < info.gap or a.id in _mentions(view, b) or b.id in _mentions(view, a):
+            if a.label == b.label or abs(n - m) < info.gap or (a.id, b.id) in _entangled(view):
                 continue
             pairs += 1
             plans.append({"ids": [a.id, b.id]})
@@ -238,7 +257,7 @@ class _ObjectDepth(Program):
         near = [object_nearness(view, o) for o in objs]
         t = self.pick_template(rng)
         texts = [r.text for r in refs]  # type: ignore[union-attr]
-        parts = [f"{texts[i]} (at {norm_box(view, objs[i])}) is at relative distance "
+        parts = [f"{located(texts[i], refs[i].strategy, norm_box(view, objs[i]))} is at relative distance "  # type: ignore[union-attr]
                  f"{relative_distance(view, near[i]):.2f}" for i in range(2)]  # type: ignore[arg-type]
         answer = objs[value].label
         word = "nearer to" if self.nearer else "farther from"
@@ -251,6 +270,17 @@ class _ObjectDepth(Program):
 def _mentions(view: GraphView, obj: Object) -> tuple[str, ...]:
     ref = referent(view, obj)
     return ref.mentions if ref is not None else ()
+
+
+def _entangled(view: GraphView) -> frozenset[tuple[str, str]]:
+    """Pairs of depth objects of which one is named through the other ("the cup on the table")."""
+    def build() -> frozenset[tuple[str, str]]:
+        out = set()
+        for o, _, _ in _depth_objects(view):
+            for m in _mentions(view, o):
+                out.update(((o.id, m), (m, o.id)))
+        return frozenset(out)
+    return view.memo("depth_entangled", build)
 
 
 @register
@@ -294,8 +324,8 @@ class NearestToAnchor(Program):
         Template("closest_in_depth", "Which of {choices} is closest in depth to {anchor}?"),
         Template("same_depth", "Of {choices}, which one lies at about the same depth as {anchor}?"),
     )
-    max_anchors = 8
-    combos_per_anchor = 2
+    max_anchors = 3
+    combos_per_anchor = 1
 
     def candidates(self, view: GraphView) -> list[Plan]:
         info = depth_info(view)
@@ -308,9 +338,10 @@ class NearestToAnchor(Program):
         for anchor, na, _ in objs:
             if anchors >= self.max_anchors:
                 break
+            entangled = _entangled(view)
             others = sorted(((abs(n - na), o) for o, n, _ in objs
-                             if o.label != anchor.label and anchor.id not in _mentions(view, o)
-                             and o.id not in _mentions(view, anchor)), key=lambda t: (t[0], t[1].id))
+                             if o.label != anchor.label and (anchor.id, o.id) not in entangled),
+                            key=lambda t: (t[0], t[1].id))
             if len(others) < 3:
                 continue
             best_dist, best = others[0]
@@ -320,11 +351,11 @@ class NearestToAnchor(Program):
                 continue
             anchors += 1
             for _ in range(self.combos_per_anchor):
-                pick = rng.choice(len(labels), size=2, replace=False)
+                pick = sample_indices(rng, len(labels), 2)
                 chosen = []
-                for i in sorted(int(k) for k in pick):
+                for i in pick:
                     group = [o for o in far if o.label == labels[i]]
-                    chosen.append(group[int(rng.integers(len(group)))])
+                    chosen.append(group[draw(rng, len(group))])
                 ids = [best.id] + [o.id for o in chosen]
                 for shift in range(3):  # every answer position once
                     plan = {"anchor_id": anchor.id, "choice_ids": ids[shift:] + ids[:shift]}

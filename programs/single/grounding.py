@@ -8,6 +8,7 @@ but may be named by position ("the left-most cup").
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 from scene_graphs.model import Object
 
 from ..base import GraphView, Plan, Program, Realized, Template, register
+from ..common import box_text
 from ..grammar import capitalize, fmt_box, join
 from .objects import cached, hashed_order, is_confident, norm_box, referent
 
@@ -27,6 +29,8 @@ CONTAIN_COVER = 0.9
 """A region "contains" an object when it holds at least this share of the object's box."""
 MAX_OBJECTS = 4
 """Plans per image: every answer is a different box, so a few suffice for the per-image draw."""
+MAX_BOX_DISTRACTORS = 6
+"""Other objects' boxes offered as distractors (a per-image sample when there are more)."""
 REGION_PAD = 0.25
 """Padding around the object for its region, as a share of the box side (at least 0.03 of the image)."""
 
@@ -90,7 +94,18 @@ def _lookup(view: GraphView, object_id: str) -> tuple[Object, Any] | None:
 
 
 def _far_from(candidate: Quad, obj: Quad) -> bool:
-    return iou(candidate, obj) < DISTRACTOR_IOU and cover(obj, candidate) < DISTRACTOR_COVER
+    """IoU below :data:`DISTRACTOR_IOU` and less than :data:`DISTRACTOR_COVER` of ``obj`` inside."""
+    w = min(candidate[2], obj[2]) - max(candidate[0], obj[0])
+    h = min(candidate[3], obj[3]) - max(candidate[1], obj[1])
+    b = (obj[2] - obj[0]) * (obj[3] - obj[1])
+    if w <= 0 or h <= 0:  # no overlap: IoU 0; cover 0, unless a degenerate object lies inside the candidate
+        return b > 0 or cover(obj, candidate) < DISTRACTOR_COVER
+    inter = w * h
+    a = (candidate[2] - candidate[0]) * (candidate[3] - candidate[1])
+    union = a + b - inter
+    if union > 0 and inter / union >= DISTRACTOR_IOU:
+        return False
+    return (inter / b if b > 0 else cover(obj, candidate)) < DISTRACTOR_COVER
 
 
 @register
@@ -122,14 +137,27 @@ class GroundBox(Program):
         t = self.pick_template(rng)
         answer = fmt_box(value)
         target = _unit_box(view, o)
-        shown = [_shown(norm_box(view, p)) for p in sorted(view.objects, key=lambda p: p.id) if p.id != o.id]
         x1, y1, x2, y2 = target
         mirrored = ([1 - x2, y1, 1 - x1, y2], [x1, 1 - y2, x2, 1 - y1], [1 - x2, 1 - y2, 1 - x1, 1 - y1])
-        shown += [_shown(m) for m in mirrored]
-        options = [fmt_box(b) for b in shown if _far_from(b, target)]
+        options = [fmt_box(b) for b in map(_shown, mirrored) if _far_from(b, target)]
+        others = 0
+        shown = _shown_boxes(view)
+        order = view.memo(("ground_order", self.id), lambda: hashed_order(view, self.id, list(shown)))
+        start = order.index(o.id)  # each object's distractors from its own place in the per-image order
+        for pid in order[start + 1:] + order[:start]:
+            if others >= MAX_BOX_DISTRACTORS:
+                break
+            if _far_from(shown[pid], target):
+                options.append(box_text(view, view.by_id[pid]))
+                others += 1
         rationale = (f"{capitalize(ref.text)} spans x from {value[0]:.2f} to {value[2]:.2f} and y from {value[1]:.2f} "
                      f"to {value[3]:.2f} of the image width and height. So the answer is: {answer}.")
         return Realized(t.id, t.text.format(obj=ref.text), answer, rationale, options, objects=list(ref.mentions))
+
+
+def _shown_boxes(view: GraphView) -> dict[str, list[float]]:
+    """Object id -> its normalised box as :func:`fmt_box` writes it (two decimals)."""
+    return view.memo("shown_boxes", lambda: {p.id: _shown(norm_box(view, p)) for p in view.objects})
 
 
 def _shown(values: Quad) -> list[float]:
@@ -145,6 +173,15 @@ def _ceil2(v: float) -> float:
     return round(math.ceil(v * 100 - 1e-6) / 100, 2)
 
 
+def _same_size_iou(dx: float, dy: float, w: float, h: float, area: float) -> float:
+    """IoU of two ``w`` x ``h`` boxes whose corners are ``(dx, dy)`` apart."""
+    iw, ih = w - abs(dx), h - abs(dy)
+    if iw <= 0 or ih <= 0 or area <= 0:
+        return 0.0
+    inter = iw * ih
+    return inter / (2 * area - inter)
+
+
 def regions_for(view: GraphView, o: Object) -> list[list[float]] | None:
     """Three regions (2-decimal normalised boxes, per-image order): one holding ``o`` with some padding
     and two of the same size placed where they hold (almost) none of it; ``None`` if no room."""
@@ -154,15 +191,26 @@ def regions_for(view: GraphView, o: Object) -> list[list[float]] | None:
     own = [_floor2(max(0.0, x1 - px)), _floor2(max(0.0, y1 - py)), _ceil2(min(1.0, x2 + px)), _ceil2(min(1.0, y2 + py))]
     rw, rh = round(own[2] - own[0], 2), round(own[3] - own[1], 2)
     others: list[list[float]] = []
-    for ax in sorted({0.0, _floor2((1 - rw) / 2), round(1 - rw, 2)}):
-        for ay in sorted({0.0, _floor2((1 - rh) / 2), round(1 - rh, 2)}):
+    xs = sorted({0.0, _floor2((1 - rw) / 2), round(1 - rw, 2)})
+    ys = sorted({0.0, _floor2((1 - rh) / 2), round(1 - rh, 2)})
+    area = rw * rh
+    for ax in xs:
+        for ay in ys:
             cand = [ax, ay, round(ax + rw, 2), round(ay + rh, 2)]
-            if _far_from(cand, nb) and all(iou(cand, c) < 0.5 for c in others):
+            if not _far_from(cand, nb):
+                continue
+            # same-size boxes: IoU from the overlap of the two positions
+            if all(_same_size_iou(ax - c[0], ay - c[1], rw, rh, area) < 0.5 for c in others):
                 others.append(cand)
     if len(others) < 2:
         return None
-    picks = hashed_order(view, f"regions|{o.id}", others)[:2]
-    return hashed_order(view, f"region_order|{o.id}", [own] + picks)
+    # two of the others and the place of the right one, from a hash of (image, object)
+    h = zlib.crc32(f"{view.image_id}|regions|{o.id}".encode("utf-8", "surrogatepass"))
+    first = h % len(others)
+    second = (first + 1 + (h >> 8) % (len(others) - 1)) % len(others)
+    regions = [others[first], others[second]]
+    regions.insert((h >> 16) % 3, own)
+    return regions
 
 
 @register

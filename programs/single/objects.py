@@ -1,34 +1,42 @@
 """Objects: existence with hard negatives, most/least frequent category, extreme positions.
 
-Also home of the small helpers the single-image families share (kept here so that each family module
-stays declarative): per-view caches of referring expressions and of the objects that may be named in
-a question, deterministic "shuffled" orders for capping candidate lists, and the label-safety checks.
+Also home of small helpers the single-image families share (kept here so that each family module
+stays declarative): the objects that may be named in spatial questions, deterministic groups for
+capping candidate lists, and the label-safety checks. Per-view caching lives on the view
+(:meth:`programs.base.GraphView.memo`); the helpers of :mod:`programs.common` are re-exported here
+under the names the families used before.
 """
 
 from __future__ import annotations
 
 import itertools
-import weakref
-import zlib
-from collections.abc import Callable, Iterable, Sequence
-from functools import cached_property
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from scene_graphs.model import Object
-from scene_graphs.vocab import normalize
 
 from ..base import GraphView, Plan, Program, Realized, Template, register
+from ..common import attribute_names as _attribute_names
+from ..common import (  # noqa: F401  (is_confident, norm_box: re-exported for the other families)
+    centers,
+    decided_values,
+    hashed_order,
+    is_confident,
+    max_iou,
+    norm_box,
+    unit_boxes,
+)
 from ..grammar import count_phrase, fmt_box, join, plural, with_article
 from ..refer import Referent, refer
 from ..scenes import COCO_CATEGORIES, may_name_same, plausible_absent
 
-MAX_PLANS = 10
+MAX_PLANS = 6
 """Candidate plans kept per program and image (enough for balancing, cheap to solve)."""
 MAX_POOL = 8
 """Objects (or labels) combined into groups per program and image."""
-MAX_TRIES = 6
+MAX_TRIES = 4
 """Groups of one size tried per program and image (each costs a ``solve``)."""
 MAX_NEGATIVES = 8
 """Absent-but-plausible categories offered as "no" questions per image."""
@@ -42,89 +50,47 @@ _DIRECTIONAL = frozenset({"left", "right", "above", "below", "under", "over", "b
 
 # =========================================================================== shared helpers
 class Facts:
-    """Derived data about one view, computed lazily once and shared by the programs of this package
-    (the view itself is never modified). Get it with :func:`facts`."""
+    """Derived data about one view (a view of :mod:`programs.common`'s cached helpers, kept for the
+    modules that read them through :func:`facts`)."""
 
     def __init__(self, view: GraphView) -> None:
         self.view = view
-        self.memo: dict[Any, Any] = {}
+        self.memo: dict[Any, Any] = view._memo
 
-    @cached_property
+    @property
     def unit(self) -> dict[str, tuple[float, float, float, float]]:
         """Object id -> box in normalised coordinates (unrounded)."""
-        w, h = self.view.width, self.view.height
-        return {o.id: (o.box.x1 / w, o.box.y1 / h, o.box.x2 / w, o.box.y2 / h) for o in self.view.objects}
+        return unit_boxes(self.view)
 
-    @cached_property
+    @property
     def center(self) -> dict[str, tuple[float, float]]:
         """Object id -> box centre in normalised coordinates."""
-        return {k: ((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for k, b in self.unit.items()}
+        return centers(self.view)
 
-    @cached_property
+    @property
     def max_iou(self) -> dict[str, float]:
         """Object id -> highest IoU of its box with any other object's box."""
-        objs = self.view.objects
-        if len(objs) < 2:
-            return {o.id: 0.0 for o in objs}
-        b = np.array([[o.box.x1, o.box.y1, o.box.x2, o.box.y2] for o in objs], dtype=np.float64)
-        iw = np.clip(np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0]), 0, None)
-        ih = np.clip(np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1]), 0, None)
-        inter = iw * ih
-        area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-        union = area[:, None] + area[None, :] - inter
-        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-        np.fill_diagonal(iou, 0.0)
-        return {o.id: float(v) for o, v in zip(objs, iou.max(axis=1))}
+        return max_iou(self.view)
 
-    @cached_property
+    @property
     def attribute_names(self) -> dict[str, frozenset[str]]:
         """Object id -> normalised names of its attributes scoring at least ``min_score``."""
-        lo = self.view.config.min_score
-        return {o.id: frozenset(normalize(a.name) for a in o.attributes if a.score >= lo) for o in self.view.objects}
+        return _attribute_names(self.view)
 
-    @cached_property
+    @property
     def decided(self) -> dict[tuple[str, str], tuple[str, ...]]:
-        """(object id, category) -> sorted normalised confident values, for every category that has at
-        least one confident value and none in the uncertain band (absent key: not decided)."""
-        conf, lo = self.view.config.confident_score, self.view.config.min_score
-        out: dict[tuple[str, str], tuple[str, ...]] = {}
-        for o in self.view.objects:
-            sure: dict[str, set[str]] = {}
-            unsure: set[str] = set()
-            for a in o.attributes:
-                if a.score < lo:
-                    continue
-                if a.score < conf:
-                    unsure.add(a.category)
-                else:
-                    sure.setdefault(a.category, set()).add(normalize(a.name))
-            for c, names in sure.items():
-                if c not in unsure:
-                    out[(o.id, c)] = tuple(sorted(names))
-        return out
-
-
-_FACTS: weakref.WeakKeyDictionary[GraphView, Facts] = weakref.WeakKeyDictionary()
-_last: list[Any] = [None, None]
+        """(object id, category) -> sorted normalised confident values of decided categories."""
+        return decided_values(self.view)
 
 
 def facts(view: GraphView) -> Facts:
-    """The :class:`Facts` of ``view`` (one per view, released with it)."""
-    if _last[0] is view:
-        return _last[1]
-    f = _FACTS.get(view)
-    if f is None:
-        f = _FACTS[view] = Facts(view)
-    _last[0], _last[1] = view, f
-    return f
+    """The :class:`Facts` of ``view``."""
+    return Facts(view)
 
 
 def cached(view: GraphView, key: Any, make: Callable[[], Any]) -> Any:
-    """``make()`` computed once per view and ``key``."""
-    memo = facts(view).memo
-    if key not in memo:
-        memo[key] = make()
-    return memo[key]
+    """``make()`` computed once per view and ``key`` (:meth:`GraphView.memo`)."""
+    return view.memo(key, make)
 
 
 def _freeze(value: Any) -> Any:
@@ -136,10 +102,9 @@ def _freeze(value: Any) -> Any:
 
 
 def memo_solve(solve: Callable[[Any, GraphView, Plan], Any]) -> Callable[[Any, GraphView, Plan], Any]:
-    """Decorator: a program's ``solve`` computed once per view and plan (candidates try plans with
-    ``solve`` and the base class solves the kept ones again)."""
+    """Decorator: a program's ``solve`` computed once per view and plan."""
     def wrapper(self: Any, view: GraphView, plan: Plan) -> Any:
-        memo = facts(view).memo
+        memo = view._memo
         key = ("solve", self.id, _freeze(plan))
         if key not in memo:
             memo[key] = solve(self, view, plan)
@@ -150,8 +115,8 @@ def memo_solve(solve: Callable[[Any, GraphView, Plan], Any]) -> Callable[[Any, G
 
 
 def referent(view: GraphView, obj: Object, allow_region: bool = False) -> Referent | None:
-    """:func:`programs.refer.refer`, computed once per view and object."""
-    return cached(view, ("refer", obj.id, allow_region), lambda: refer(view, obj, allow_region=allow_region))
+    """:func:`programs.refer.refer` (cached per view), without regions unless asked."""
+    return refer(view, obj, allow_region=allow_region)
 
 
 def name_of(ref: Referent) -> str:
@@ -159,26 +124,8 @@ def name_of(ref: Referent) -> str:
     return ref.text.removeprefix("the ")
 
 
-def is_confident(view: GraphView, obj: Object) -> bool:
-    return obj.score >= view.config.confident_score
-
-
-def hashed_order(view: GraphView, salt: str, items: Iterable[Any], key: Callable[[Any], str] = str) -> list[Any]:
-    """``items`` in a deterministic order that differs per image and program (for capping lists
-    without always keeping the same, e.g. lowest-id, objects). CRC-32 is enough to shuffle and is
-    the same in every process."""
-    prefix = f"{view.image_id}|{salt}|"
-    keyed = [(key(it), it) for it in items]
-    keyed.sort(key=lambda ki: (zlib.crc32((prefix + ki[0]).encode("utf-8", "surrogatepass")), ki[0]))
-    return [it for _, it in keyed]
-
-
 def norm_center(view: GraphView, obj: Object) -> tuple[float, float]:
-    return facts(view).center[obj.id]
-
-
-def norm_box(view: GraphView, obj: Object) -> list[float]:
-    return obj.box.normalized(view.width, view.height)
+    return centers(view)[obj.id]
 
 
 def spatial_ok(ref: Referent) -> bool:
@@ -194,30 +141,42 @@ def spatial_pool(view: GraphView) -> list[tuple[Object, Referent]]:
     at most :data:`MAX_POOL` of them."""
     def make() -> list[tuple[Object, Referent]]:
         out = []
-        for o in hashed_order(view, "spatial_pool", view.objects, key=lambda o: o.id):
-            if not is_confident(view, o) or view.area_share(o) < view.config.min_box_area:
+        min_area = view.config.min_box_area
+        for o in hashed_order(view, "spatial_pool", view.confident_objects, key=lambda o: o.id):
+            if view.area_share(o) < min_area:
                 continue
-            ref = referent(view, o)
+            ref = refer(view, o, allow_region=False)
             if ref is not None and spatial_ok(ref):
                 out.append((o, ref))
             if len(out) >= MAX_POOL:
                 break
         return out
-    return cached(view, "spatial_pool", make)
+    return view.memo("spatial_pool", make)
 
 
 def spatial_by_id(view: GraphView) -> dict[str, tuple[Object, Referent]]:
-    return cached(view, "spatial_by_id", lambda: {o.id: (o, r) for o, r in spatial_pool(view)})
+    return view.memo("spatial_by_id", lambda: {o.id: (o, r) for o, r in spatial_pool(view)})
 
 
-def tried_groups(view: GraphView, salt: str, items: Sequence[Any], sizes: Sequence[int], key: Callable[[Any], str],
-                 accept: Callable[[list[Any]], bool], max_plans: int = MAX_PLANS,
-                 max_tries: int = MAX_TRIES) -> list[list[Any]]:
-    """Up to ``max_plans`` groups of ``items`` (of each size in ``sizes``, at most ``max_tries`` tried
-    per size, at most an equal share of ``max_plans`` per size) that ``accept`` keeps. Each size starts
-    from its own per-image order of ``items`` and tries combinations spread over all of them, so the
-    groups are varied yet deterministic."""
-    out: list[list[Any]] = []
+def spatial_clashes(view: GraphView) -> frozenset[tuple[str, str]]:
+    """Ordered pairs of spatial-pool objects that may not share a question: the same label, or labels
+    that might name the same thing ("man" and "person")."""
+    def build() -> frozenset[tuple[str, str]]:
+        pool = spatial_pool(view)
+        return frozenset((a.id, b.id) for a, _ in pool for b, _ in pool
+                         if a.id != b.id and (a.label == b.label or may_name_same(a.label, b.label)))
+    return view.memo("spatial_clashes", build)
+
+
+def solved_groups(view: GraphView, salt: str, items: Sequence[Any], sizes: Sequence[int], key: Callable[[Any], str],
+                  solve: Callable[[list[Any]], Any], max_plans: int = MAX_PLANS,
+                  max_tries: int = MAX_TRIES) -> list[tuple[list[Any], Any]]:
+    """Up to ``max_plans`` ``(group, answer)`` pairs: groups of ``items`` (of each size in ``sizes``, at
+    most ``max_tries`` tried per size, at most an equal share of ``max_plans`` per size) for which
+    ``solve`` gives an answer (not ``None``). Each size starts from its own per-image order of
+    ``items`` and tries combinations spread over all of them, so the groups are varied yet
+    deterministic."""
+    out: list[tuple[list[Any], Any]] = []
     quota = -(-max_plans // len(sizes))
     for k in sizes:
         if k > len(items):
@@ -230,12 +189,21 @@ def tried_groups(view: GraphView, salt: str, items: Sequence[Any], sizes: Sequen
             if len(out) >= max_plans:
                 return out
             combo = list(combos[int(j * step)])
-            if accept(combo):
-                out.append(combo)
+            value = solve(combo)
+            if value is not None:
+                out.append((combo, value))
                 found += 1
                 if found >= quota:
                     break
     return out
+
+
+def tried_groups(view: GraphView, salt: str, items: Sequence[Any], sizes: Sequence[int], key: Callable[[Any], str],
+                 accept: Callable[[list[Any]], bool], max_plans: int = MAX_PLANS,
+                 max_tries: int = MAX_TRIES) -> list[list[Any]]:
+    """:func:`solved_groups` for a yes/no ``accept``: the accepted groups."""
+    return [g for g, _ in solved_groups(view, salt, items, sizes, key, lambda g: True if accept(g) else None,
+                                        max_plans, max_tries)]
 
 
 def larger_groups_first(view: GraphView, salt: str, items: Sequence[str],
@@ -244,6 +212,13 @@ def larger_groups_first(view: GraphView, salt: str, items: Sequence[str],
     makes a better question and has enough options for multiple choice."""
     return (tried_groups(view, salt, items, (3, 4), str, accept)
             or tried_groups(view, salt, items, (2,), str, accept))
+
+
+def larger_solved_groups_first(view: GraphView, salt: str, items: Sequence[str],
+                               solve: Callable[[list[Any]], Any]) -> list[tuple[list[Any], Any]]:
+    """:func:`larger_groups_first` with answers: groups of 3-4, or pairs when no larger group solves."""
+    return (solved_groups(view, salt, items, (3, 4), str, solve)
+            or solved_groups(view, salt, items, (2,), str, solve))
 
 
 def labels_compatible(labels: Sequence[str]) -> bool:
@@ -258,7 +233,7 @@ def safe_count_labels(view: GraphView) -> tuple[str, ...]:
         labels = list(view.by_label)
         return tuple(lbl for lbl in view.countable_labels
                      if not any(other != lbl and may_name_same(lbl, other) for other in labels))
-    return cached(view, "safe_count_labels", make)
+    return view.memo("safe_count_labels", make)
 
 
 def pct(v: float) -> str:
@@ -298,7 +273,7 @@ class Exists(Program):
         label = plan["label"]
         if label in view.by_label:
             return None if label in view.uncertain_labels else True
-        if any(may_name_same(label, o.label) for o in view.graph.objects):
+        if any(may_name_same(label, other) for other in view.graph_labels):
             return None  # something in the graph (even below min_score) may be one: never say "no"
         return False
 
@@ -325,17 +300,19 @@ class _Frequency(Program):
     num_options = 3
     most: bool = True
 
-    def candidates(self, view: GraphView) -> list[Plan]:
+    def solved_candidates(self, view: GraphView) -> list[tuple[Plan, Any]]:
         labels = hashed_order(view, self.id, safe_count_labels(view))[:MAX_POOL]
-        groups = larger_groups_first(view, self.id, labels, lambda g: self.solve(view, {"labels": g}) is not None)
-        return [{"labels": g} for g in groups]
+        groups = larger_solved_groups_first(view, self.id, labels, lambda g: self._winner(view, g))
+        return [({"labels": g}, value) for g, value in groups]
 
-    @memo_solve
     def solve(self, view: GraphView, plan: Plan) -> Any:
         labels = plan["labels"]
         safe = safe_count_labels(view)
         if not 2 <= len(labels) <= 4 or len(set(labels)) != len(labels) or any(lbl not in safe for lbl in labels):
             return None
+        return self._winner(view, labels)
+
+    def _winner(self, view: GraphView, labels: list[str]) -> str | None:
         if not labels_compatible(labels):
             return None
         counts = sorted(((len(view.by_label[lbl]), lbl) for lbl in labels), reverse=self.most)
@@ -420,17 +397,16 @@ class GroupQuestion(Program):
         pool = spatial_by_id(view)
         if not 2 <= len(ids) <= 4 or len(set(ids)) != len(ids) or any(i not in pool for i in ids):
             return None
-        group = [pool[i] for i in ids]
-        if not labels_compatible([o.label for o, _ in group]) or len({o.label for o, _ in group}) != len(group):
+        clash = spatial_clashes(view)
+        if any((a, b) in clash for a, b in itertools.combinations(ids, 2)):
             return None
-        return group
+        return [pool[i] for i in ids]
 
-    def candidates(self, view: GraphView) -> list[Plan]:
+    def solved_candidates(self, view: GraphView) -> list[tuple[Plan, Any]]:
         ids = [o.id for o, _ in spatial_pool(view)]
-        groups = larger_groups_first(view, self.id, ids, lambda g: self.solve(view, {"object_ids": g}) is not None)
-        return [{"object_ids": g} for g in groups]
+        groups = larger_solved_groups_first(view, self.id, ids, lambda g: self.solve(view, {"object_ids": g}))
+        return [({"object_ids": g}, value) for g, value in groups]
 
-    @memo_solve
     def solve(self, view: GraphView, plan: Plan) -> Any:
         group = self._group(view, plan["object_ids"])
         if group is None:
@@ -524,6 +500,7 @@ class Bottommost(_Extreme):
 __all__ = [
     "Bottommost",
     "Exists",
+    "Facts",
     "LeastFrequent",
     "Leftmost",
     "MostFrequent",

@@ -16,7 +16,8 @@ import numpy as np
 
 from scene_graphs.model import Object
 
-from ..base import GraphView, Plan, Program, Realized, Template, register
+from ..base import GraphView, Plan, Program, Realized, Template, draw, register
+from ..common import hashed_order, usable_attribute
 from ..grammar import capitalize, count_phrase, join, with_article
 from .relations import (
     cached,
@@ -31,9 +32,12 @@ from .relations import (
     unique_predicate,
     verb_parts,
 )
+from .text import readable_texts
 
 MAX_ATTRIBUTES = 3
 MAX_RELATIONS = 3
+MAX_PLANS = 8
+"""Candidate plans kept per program and image (objects and relations are tried in a per-image order)."""
 
 ASKED_CATEGORIES = {"color": "color", "material": "material", "shape": "shape", "pattern": "pattern"}
 """Attribute categories asked about, with the word used in questions."""
@@ -59,13 +63,16 @@ def _canon_attribute(name: str) -> str:
 
 
 def _confident_attributes(view: GraphView, obj: Object) -> list[tuple[str, str]]:
-    """(name, category) of confident attributes, best first, names unique."""
-    c = view.config.confident_score
-    out: list[tuple[str, str]] = []
-    for a in sorted(obj.attributes, key=lambda a: (-a.score, a.name)):
-        if a.score >= c and a.name not in {n for n, _ in out}:
-            out.append((a.name, a.category))
-    return out[:MAX_ATTRIBUTES]
+    """(name, category) of confident attributes, best first, names unique (only usable ones:
+    :func:`programs.common.usable_attribute`)."""
+    def build() -> list[tuple[str, str]]:
+        c = view.config.confident_score
+        out: list[tuple[str, str]] = []
+        for a in sorted(obj.attributes, key=lambda a: (-a.score, a.name)):
+            if a.score >= c and a.name not in {n for n, _ in out} and usable_attribute(obj.label, a.category):
+                out.append((a.name, a.category))
+        return out[:MAX_ATTRIBUTES]
+    return view.memo(("sg_attributes", obj.id), build)
 
 
 @dataclass(frozen=True)
@@ -86,13 +93,19 @@ def _matches(view: GraphView, label: str | None, attribute: str | None, relation
     stated or implied at any score)."""
     out = []
     pool = view.by_label.get(label, ()) if label is not None else view.objects
+    names = _raw_names(view)
     for o in pool:
-        if attribute is not None and attribute not in o.attribute_names():
+        if attribute is not None and attribute not in names[o.id]:
             continue
         if relation is not None and (o.id == relation[1] or not possibly_true(view, o.id, relation[0], relation[1])):
             continue
         out.append(o.id)
     return out
+
+
+def _raw_names(view: GraphView) -> dict[str, frozenset[str]]:
+    """Object id -> its attribute names as written, at any score."""
+    return view.memo("raw_attribute_names", lambda: {o.id: frozenset(o.attribute_names()) for o in view.objects})
 
 
 def _anchor_relations(view: GraphView, obj: Object) -> list[tuple[str, Object]]:
@@ -153,7 +166,7 @@ def pick_expression(exprs: list[Expression], rng: np.random.Generator) -> Expres
     """A compound expression when there is one (drawn with ``rng``), else the bare label."""
     compound = [e for e in exprs if e.compound]
     pool = compound or exprs
-    return pool[int(rng.integers(len(pool)))]
+    return pool[draw(rng, len(pool))]
 
 
 # ------------------------------------------------------------------------------- programs
@@ -186,16 +199,22 @@ class RefexpObject(Program):
         Template("which_object", "Which {attr} object {finite} the {anchor}?"),
     )
 
-    def candidates(self, view: GraphView) -> list[Plan]:
-        plans: list[Plan] = []
-        for s, p, o in relation_index(view).confident:
+    def solved_candidates(self, view: GraphView) -> list[tuple[Plan, Any]]:
+        plans: list[tuple[Plan, Any]] = []
+        seen: set[tuple[str, str, str]] = set()
+        triples = hashed_order(view, self.id, relation_index(view).confident, key=lambda t: "|".join(t))
+        for s, p, o in triples:
             anchor = view.by_id[o]
             if not view.is_unique_label(anchor.label) or anchor.label == view.by_id[s].label:
                 continue
             for name, _ in _confident_attributes(view, view.by_id[s]):
-                plan = {"attribute": name, "predicate": p, "anchor_id": o}
-                if plan not in plans and _refexp_match(view, name, p, o) == s:
-                    plans.append(plan)
+                if (name, p, o) in seen:
+                    continue
+                seen.add((name, p, o))
+                if _refexp_match(view, name, p, o) == s:
+                    plans.append(({"attribute": name, "predicate": p, "anchor_id": o}, view.by_id[s].label))
+            if len(plans) >= MAX_PLANS:
+                break
         return plans
 
     def solve(self, view: GraphView, plan: Plan) -> Any:
@@ -232,18 +251,25 @@ class SubgraphRelation(Program):
         Template("which_relation", "{Subj} stands in which relation to {obj}?"),
     )
 
-    def candidates(self, view: GraphView) -> list[Plan]:
+    def solved_candidates(self, view: GraphView) -> list[tuple[Plan, Any]]:
         plans = []
-        for (s, o) in sorted(relation_index(view).pair_predicates):
-            if unique_predicate(view, s, o) is None:
-                continue
-            es, eo = usable(view, view.by_id[s], avoid=o), usable(view, view.by_id[o], avoid=s)
-            if es and eo and any(e.compound for e in es + eo):
-                plans.append({"subject_id": s, "object_id": o})
+        pairs = [(s, o) for s, o in relation_index(view).pair_predicates if unique_predicate(view, s, o) is not None]
+        for s, o in hashed_order(view, self.id, pairs, key=lambda so: f"{so[0]}|{so[1]}"):
+            if self._nameable(view, s, o):
+                plans.append(({"subject_id": s, "object_id": o}, unique_predicate(view, s, o)))
+                if len(plans) >= MAX_PLANS:
+                    break
         return plans
 
+    def _nameable(self, view: GraphView, s: str, o: str) -> bool:
+        es, eo = usable(view, view.by_id[s], avoid=o), usable(view, view.by_id[o], avoid=s)
+        return bool(es and eo and any(e.compound for e in es + eo))
+
     def solve(self, view: GraphView, plan: Plan) -> Any:
-        return unique_predicate(view, plan["subject_id"], plan["object_id"])
+        s, o = plan["subject_id"], plan["object_id"]
+        if s not in view.by_id or o not in view.by_id or not self._nameable(view, s, o):
+            return None
+        return unique_predicate(view, s, o)
 
     def realize(self, view: GraphView, plan: Plan, value: Any, rng: np.random.Generator) -> Realized:
         s, o = view.by_id[plan["subject_id"]], view.by_id[plan["object_id"]]
@@ -260,6 +286,8 @@ class SubgraphRelation(Program):
 
 def _only_attribute(view: GraphView, obj: Object, category: str) -> str | None:
     """The one attribute of ``category`` the object has (at any score), if it is confident."""
+    if not usable_attribute(obj.label, category):
+        return None
     names = {a.name for a in obj.attributes if a.category == category}
     if len(names) != 1:
         return None
@@ -282,23 +310,27 @@ class SubgraphAttribute(Program):
         Template("tell_category", "Tell me the {category} of {obj}."),
     )
 
-    def candidates(self, view: GraphView) -> list[Plan]:
+    def solved_candidates(self, view: GraphView) -> list[tuple[Plan, Any]]:
         plans = []
-        for o in sorted(view.objects, key=lambda o: o.id):
-            if not is_confident(view, o):
-                continue
+        for o in hashed_order(view, self.id, view.confident_objects, key=lambda o: o.id):
             for category in ASKED_CATEGORIES:
-                if _only_attribute(view, o, category) is None:
-                    continue
-                if any(e.compound for e in usable(view, o, category=category)):
-                    plans.append({"object_id": o.id, "category": category})
+                plan = {"object_id": o.id, "category": category}
+                value = self.solve(view, plan)
+                if value is not None:
+                    plans.append((plan, value))
+            if len(plans) >= MAX_PLANS:
+                break
         return plans
 
     def solve(self, view: GraphView, plan: Plan) -> Any:
         obj = view.by_id.get(plan["object_id"])
-        if obj is None or not is_confident(view, obj):
+        category = plan["category"]
+        if obj is None or not is_confident(view, obj) or category not in ASKED_CATEGORIES:
             return None
-        return _only_attribute(view, obj, plan["category"])
+        value = _only_attribute(view, obj, category)
+        if value is None or not any(e.compound for e in usable(view, obj, category=category)):
+            return None
+        return value
 
     def realize(self, view: GraphView, plan: Plan, value: Any, rng: np.random.Generator) -> Realized:
         obj = view.by_id[plan["object_id"]]
@@ -331,7 +363,6 @@ MAX_TEXTS = 3
 
 def caption_facts(view: GraphView) -> dict[str, Any] | None:
     """The graph facts a caption states (JSON data): confident counts, attributes, relations, text."""
-    c = view.config.confident_score
     counts = sorted(((label, len(view.by_label[label])) for label in view.countable_labels),
                     key=lambda t: (-t[1], t[0]))[:MAX_COUNTS]
     by_area = sorted((o for o in view.objects if is_confident(view, o)), key=lambda o: (-o.box.area, o.id))
@@ -347,14 +378,18 @@ def caption_facts(view: GraphView) -> dict[str, Any] | None:
             break
     relations = []
     area_rank = {o.id: i for i, o in enumerate(by_area)}
+    described: set[frozenset[str]] = set()
     for s, p, o in sorted(relation_index(view).confident, key=lambda t: (area_rank.get(t[0], 0), t)):
+        if frozenset((s, o)) in described:
+            continue  # one sentence per pair: "A is left of B" already says "B is right of A"
         rs, ro = referent(view, view.by_id[s], allow_region=False), referent(view, view.by_id[o], allow_region=False)
         if rs is None or ro is None or o in rs.mentions or s in ro.mentions:
             continue
+        described.add(frozenset((s, o)))
         relations.append([s, p, o])
         if len(relations) >= MAX_RELATION_SENTENCES:
             break
-    texts = sorted({t.text.strip() for t in view.text if t.score >= c})[:MAX_TEXTS]
+    texts = readable_texts(view)[:MAX_TEXTS] if "text" in view.graph.fields else []
     if not (counts or attributes or relations or texts):
         return None
     return {"counts": [list(t) for t in counts], "attributes": attributes, "relations": relations, "text": texts}
@@ -403,11 +438,11 @@ class DenseCaption(Program):
             steps.append("counted the confidently detected objects per category ("
                          + ", ".join(f"{label}: {n}" for label, n in value["counts"]) + ")")
         if value["attributes"]:
-            steps.append(f"listed confident attributes of {len(value['attributes'])} object(s)")
+            steps.append(f"listed the confident attributes of {count_phrase(len(value['attributes']), 'object')}")
         if value["relations"]:
-            steps.append(f"listed {len(value['relations'])} confident relation(s)")
+            steps.append(f"listed {count_phrase(len(value['relations']), 'confident relation')}")
         if value["text"]:
-            steps.append(f"quoted {len(value['text'])} confidently read text(s)")
+            steps.append(f"quoted {count_phrase(len(value['text']), 'well-read text')}")
         rationale = f"From the scene graph I {join(steps)}. So the description is: {answer}"
         mentioned = [oid for oid, _ in value["attributes"]] + [x for s, _, o in value["relations"] for x in (s, o)]
         return Realized(t.id, t.text, answer, rationale, [], objects=list(dict.fromkeys(mentioned)))

@@ -19,9 +19,10 @@ import numpy as np
 from scene_graphs.model import Object
 
 from ..base import GraphView, Plan, Program, Realized, Template, register
+from ..common import centers, unit_boxes
 from ..grammar import capitalize, join
 from ..refer import Referent
-from .objects import (
+from .objects import (  # noqa: F401  (cached, facts, memo_solve, tried_groups: names this module offered before)
     MAX_PLANS,
     MAX_TRIES,
     GroupQuestion,
@@ -33,6 +34,7 @@ from .objects import (
     name_of,
     norm_center,
     pct,
+    solved_groups,
     spatial_by_id,
     spatial_pool,
     tried_groups,
@@ -75,7 +77,7 @@ def direction(view: GraphView, a: Object, b: Object) -> str | None:
 def mask_area(view: GraphView, obj: Object) -> int | None:
     if obj.mask is None:
         return None
-    return cached(view, ("mask_area", obj.id), lambda: obj.mask.area)  # type: ignore[union-attr]
+    return view.memo(("mask_area", obj.id), lambda: obj.mask.area)  # type: ignore[union-attr]
 
 
 def size_order(view: GraphView, a: Object, b: Object) -> str | None:
@@ -99,14 +101,14 @@ def size_order(view: GraphView, a: Object, b: Object) -> str | None:
 
 def center_distance(view: GraphView, a: Object, b: Object) -> float:
     """Distance between the box centres in normalised coordinates."""
-    c = facts(view).center
+    c = centers(view)
     (ax, ay), (bx, by) = c[a.id], c[b.id]
     return math.hypot(ax - bx, ay - by)
 
 
 def edge_distance(view: GraphView, a: Object, b: Object) -> float:
     """Normalised gap between the two boxes (0 when they touch or overlap)."""
-    u = facts(view).unit
+    u = unit_boxes(view)
     A, B = u[a.id], u[b.id]
     dx = max(0.0, max(A[0], B[0]) - min(A[2], B[2]))
     dy = max(0.0, max(A[1], B[1]) - min(A[3], B[3]))
@@ -131,7 +133,7 @@ def _pairs(view: GraphView, salt: str) -> list[tuple[tuple[Object, Referent], tu
             if labels_compatible((a.label, b.label)):
                 out.append(((a, ra), (b, rb)))
         return out
-    pairs = cached(view, "spatial_pairs", make)
+    pairs = view.memo("spatial_pairs", make)
     return hashed_order(view, salt, pairs, key=lambda p: f"{p[0][0].id}|{p[1][0].id}")
 
 
@@ -152,16 +154,16 @@ class _PairProgram(Program):
     def relation(self, view: GraphView, a: Object, b: Object) -> Any:
         raise NotImplementedError
 
-    def candidates(self, view: GraphView) -> list[Plan]:
-        plans: list[Plan] = []
+    def solved_candidates(self, view: GraphView) -> list[tuple[Plan, Any]]:
+        plans: list[tuple[Plan, Any]] = []
         for (a, _), (b, _) in _pairs(view, self.id)[: 3 * MAX_PLANS]:
-            if self.relation(view, a, b) is not None:
-                plans.append({"subject_id": a.id, "object_id": b.id})
+            value = self.relation(view, a, b)
+            if value is not None:
+                plans.append(({"subject_id": a.id, "object_id": b.id}, value))
                 if len(plans) >= MAX_PLANS:
                     break
         return plans
 
-    @memo_solve
     def solve(self, view: GraphView, plan: Plan) -> Any:
         pair = _pair(view, plan)
         return None if pair is None else self.relation(view, pair[0][0], pair[1][0])
@@ -287,13 +289,12 @@ class CloserTo(Program):
         group = [pool[i] for i in ids]
         return group if labels_compatible([o.label for o, _ in group]) else None
 
-    def candidates(self, view: GraphView) -> list[Plan]:
+    def solved_candidates(self, view: GraphView) -> list[tuple[Plan, Any]]:
         ids = [o.id for o, _ in spatial_pool(view)]
-        groups = tried_groups(view, self.id, ids, (3,), str, lambda g: self.solve(view, {"object_ids": g}) is not None,
-                              max_tries=2 * MAX_TRIES)
-        return [{"object_ids": g} for g in groups]
+        groups = solved_groups(view, self.id, ids, (3,), str, lambda g: self.solve(view, {"object_ids": g}),
+                               max_tries=2 * MAX_TRIES)
+        return [({"object_ids": g}, value) for g, value in groups]
 
-    @memo_solve
     def solve(self, view: GraphView, plan: Plan) -> Any:
         t = self._triple(view, plan)
         if t is None:
@@ -340,13 +341,12 @@ class DistanceOrder(Program):
         group = [pool[i] for i in ids]
         return group if labels_compatible([o.label for o, _ in group]) else None
 
-    def candidates(self, view: GraphView) -> list[Plan]:
+    def solved_candidates(self, view: GraphView) -> list[tuple[Plan, Any]]:
         ids = [o.id for o, _ in spatial_pool(view)]
-        groups = tried_groups(view, self.id, ids, (4,), str, lambda g: self.solve(view, {"object_ids": g}) is not None,
-                              max_tries=2 * MAX_TRIES)
-        return [{"object_ids": g} for g in groups]
+        groups = solved_groups(view, self.id, ids, (4,), str, lambda g: self.solve(view, {"object_ids": g}),
+                               max_tries=2 * MAX_TRIES)
+        return [({"object_ids": g}, value) for g, value in groups]
 
-    @memo_solve
     def solve(self, view: GraphView, plan: Plan) -> Any:
         g = self._group(view, plan)
         if g is None:

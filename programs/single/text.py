@@ -1,26 +1,36 @@
 """Text in the image: what a sign says, which object carries a text, how many texts, does a word appear.
 
-Only text regions scoring at least ``confident_score`` are read out or counted; an uncertain region
-that could change the answer makes the program skip (or abstain, for counts). A region belongs to an
-object when its ``object`` names it, or, when it names none, when the object's box contains the
-region's box (the smallest such box if several contain it). "The text on X" must be the only region
-belonging to X, and no other region may lie mostly inside X's box (a sign's text over a building
-would make "the text on the building" ambiguous).
+Only text regions scoring at least ``confident_score`` are counted; an uncertain region that could
+change the answer makes the program skip (or abstain, for counts). Text is *quoted* (read out as an
+answer, named in a question, stated in a caption) only from *legible* regions: scoring at least
+:data:`READ_SCORE` (OCR of garbled text, "In mins oo ctico e pln", scores low) and looking like
+writing (:func:`legible`: letters or digits, words with a vowel and one letter case, no stray
+symbols). "Does the image contain the word X" asks only about word-like words of legible regions
+(:func:`word_like`), and says a word is absent only when every text region of the graph, at any
+score, is legible and well read (garbled OCR could be a misreading of any word).
+
+A region belongs to an object when its ``object`` names it, or, when it names none, when the
+object's box contains the region's box (the smallest such box if several contain it). "The text on
+X" must be the only region belonging to X, and no other region may lie mostly inside X's box (a
+sign's text over a building would make "the text on the building" ambiguous).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+import unicodedata
+from functools import lru_cache
+from typing import Any, ClassVar
 
 import numpy as np
 
 from scene_graphs.model import Box, TextRegion
 
-from ..base import GraphView, Plan, Program, Realized, Template, make_rng, register
-from ..grammar import be, capitalize, count_phrase, fmt_box
+from ..base import GraphView, Plan, Program, Realized, Template, make_rng, register, sample_indices
+from ..common import box_text, located
+from ..grammar import be, count_phrase, fmt_box, join
 from .counting import count_options
-from .relations import cached, hashed_order, is_confident, norm_box, referent
+from .relations import cached, hashed_order, is_confident, norm_box, referent  # noqa: F401  (names of the old module)
 
 SIGN_WORDS = (
     "EXIT", "STOP", "OPEN", "CLOSED", "SALE", "PARKING", "HOTEL", "BANK", "PHARMACY", "CAFE", "BAKERY", "POLICE",
@@ -35,6 +45,19 @@ SIGN_WORDS = (
 MOSTLY_INSIDE = 0.5
 """A region lies on an object when this share of its box is inside the object's box."""
 MAX_WORDS = 8
+READ_SCORE = 0.8
+"""Text regions are quoted only from this score on (and when :func:`legible`)."""
+MAX_QUOTED = 4
+"""Texts quoted in a "the text read in the image is ..." rationale."""
+_VOWELS = frozenset("aeiouy")
+FUNCTION_WORDS = frozenset({
+    "the", "and", "for", "with", "that", "this", "are", "was", "were", "from", "you", "your", "our", "its", "has",
+    "have", "had", "not", "but", "all", "can", "will", "any", "who", "what", "which", "when", "where", "there",
+    "these", "those", "than", "then", "into", "onto", "over", "per", "via", "also", "here", "such", "they",
+    "them", "their", "his", "her", "she", "him", "one", "out", "off", "les", "des", "del", "der", "die", "das",
+    "und", "los", "las", "una", "uno", "par", "pour", "est",
+})
+"""Words too common to make a "does the image contain the word" question."""
 
 
 def _casefold(text: str) -> str:
@@ -44,6 +67,69 @@ def _casefold(text: str) -> str:
 def words_of(text: str) -> list[str]:
     """Words (letters only, at least 3) of a text, case-folded."""
     return [w.casefold() for w in re.findall(r"[^\W\d_]{3,}", text)]
+
+
+def _latin(word: str) -> bool:
+    return all(unicodedata.normalize("NFKD", ch)[:1].isascii() for ch in word)
+
+
+def _has_vowel(word: str) -> bool:
+    return any(ch in _VOWELS for ch in unicodedata.normalize("NFKD", word.casefold()))
+
+
+def _one_case(word: str) -> bool:
+    """All lower case, all upper case, or capitalised ("MaST" and "eléctricamEMTe" are OCR noise)."""
+    return word.islower() or word.isupper() or (word[:1].isupper() and word[1:].islower())
+
+
+@lru_cache(maxsize=8192)
+def word_like(token: str) -> bool:
+    """A token that reads as a word: at least 3 letters, letters only, and (in Latin script) a vowel
+    and one letter case."""
+    if len(token) < 3 or not token.isalpha():
+        return False
+    return not _latin(token) or (_has_vowel(token) and _one_case(token))
+
+
+def _part_ok(part: str) -> bool:
+    if part.isalpha():
+        return len(part) < 3 or word_like(part)
+    if part.isdigit():
+        return True
+    # letters mixed with digits: numbers and codes ("C3", "A4", "3rd") only
+    return part.isalnum() and sum(ch.isalpha() for ch in part) <= 2
+
+
+@lru_cache(maxsize=8192)
+def legible(text: str) -> bool:
+    """Whether OCR text looks like writing: at least half of its characters are letters or digits,
+    and each word (split at spaces, hyphens, slashes, dots, colons and apostrophes, punctuation around it
+    dropped) is a short word, a number or code ("42", "C3"), or a word-like word (:func:`word_like`).
+    So "**", "MaST", "M15OL/SUTLLR" and "In mins oo ctico e pln" are not legible."""
+    stripped = text.strip()
+    compact = stripped.replace(" ", "")
+    if not compact or sum(ch.isalnum() for ch in compact) * 2 < len(compact):
+        return False
+    for token in stripped.split():
+        core = token.strip(".,;:!?\"'()[]{}-–—&*#$€£%+")
+        if core and not all(_part_ok(part) for part in re.split(r"[-'’./:]", core) if part):
+            return False
+    return True
+
+
+def readable(view: GraphView, region: TextRegion) -> bool:
+    """Whether a region may be quoted: scoring at least :data:`READ_SCORE` (and ``confident_score``)
+    and :func:`legible`."""
+    return region.score >= max(READ_SCORE, view.config.confident_score) and legible(region.text.strip())
+
+
+def readable_texts(view: GraphView) -> list[str]:
+    """The distinct texts of the readable regions, stripped, in reading order (top to bottom, then left
+    to right, by each text's first region)."""
+    def build() -> list[str]:
+        regions = sorted((t for t in view.text if readable(view, t)), key=lambda t: (t.box.y1, t.box.x1, t.id))
+        return list(dict.fromkeys(t.text.strip() for t in regions))
+    return view.memo("readable_texts", build)
 
 
 def same_case(word: str, model: str) -> str:
@@ -97,8 +183,7 @@ def regions_by_id(view: GraphView) -> dict[str, TextRegion]:
 def _filler(answer: str, taken: set[str], rng: np.random.Generator, k: int) -> list[str]:
     """``k`` sign words, in the answer's letter case, that are not in ``taken`` (case-folded)."""
     pool = [w for w in SIGN_WORDS if w.casefold() not in taken]
-    picks = rng.choice(len(pool), size=min(k, len(pool)), replace=False)
-    return [same_case(pool[int(i)], answer) for i in sorted(picks)]
+    return [same_case(pool[i], answer) for i in sample_indices(rng, len(pool), min(k, len(pool)))]
 
 
 @register
@@ -131,7 +216,7 @@ class TextOnObject(Program):
         if len(on) != 1 or not set(idx.overlapping.get(obj_id, [])) <= set(on):
             return None  # no text, several texts, or another object's text lies over this one
         region = regions_by_id(view)[on[0]]
-        return region if region.score >= view.config.confident_score else None
+        return region if readable(view, region) else None
 
     def solve(self, view: GraphView, plan: Plan) -> Any:
         region = self._region(view, plan["object_id"])
@@ -143,15 +228,15 @@ class TextOnObject(Program):
         ref = referent(view, obj)
         assert region is not None and ref is not None
         t = self.pick_template(rng)
-        rationale = (f"{capitalize(ref.text)} is at {norm_box(view, obj)}. The only text on it, at "
+        rationale = (f"The only text on {located(ref.text, ref.strategy, box_text(view, obj))}, at "
                      f"{fmt_box(region.box.normalized(view.width, view.height))}, reads \"{value}\". "
                      f"So the answer is: {value}.")
         taken = {_casefold(value)}
         others = []
-        for other in sorted(view.text, key=lambda r: r.id):
-            if _casefold(other.text) not in taken:
-                taken.add(_casefold(other.text))
-                others.append(same_case(other.text.strip(), value))
+        for other in readable_texts(view):
+            if _casefold(other) not in taken:
+                taken.add(_casefold(other))
+                others.append(same_case(other, value))
         distractors = others + _filler(value, taken, rng, 3)
         return Realized(t.id, t.text.format(obj=ref.text), value, rationale, distractors, objects=[])
 
@@ -171,10 +256,11 @@ class ObjectWithText(Program):
     )
 
     def candidates(self, view: GraphView) -> list[Plan]:
-        texts = sorted({t.text.strip() for t in view.text if t.score >= view.config.confident_score})
-        return [{"text": t} for t in texts if self._owner(view, t) is not None]
+        return [{"text": t} for t in readable_texts(view) if self._owner(view, t) is not None]
 
     def _owner(self, view: GraphView, text: str) -> str | None:
+        if text not in readable_texts(view):
+            return None
         key = _casefold(text)
         idx = text_index(view)
         owners = {idx.owner.get(t.id) for t in view.graph.text if _casefold(t.text) == key}
@@ -211,7 +297,10 @@ class ObjectWithText(Program):
 
 @register
 class CountText(Program):
-    """How many separate pieces of text can be read in the image (0 when the text field found none)."""
+    """How many separate pieces of text can be read in the image (0 when the text field found none).
+
+    Asked only when every region is readable (well read and legible): a garbled or poorly read region
+    may or may not be text ("**", "In mins oo ctico e pln"), so the count would be unsure."""
 
     id = "single.count_text"
     family = "text"
@@ -223,14 +312,23 @@ class CountText(Program):
         Template("number_of_texts", "What is the number of text regions in the image?"),
     )
 
+    KEEP: ClassVar[dict[int, float]] = {0: 0.5}
+    """Rejection rule: most images show no text at all."""
+
+    def answer_weight(self, value: Any) -> float:
+        return self.KEEP.get(value, 1.0)
+
     def candidates(self, view: GraphView) -> list[Plan]:
         if any(t.score < view.config.confident_score for t in view.text):
             view.abstain(self.id, "uncertain text region")
             return []
+        if not all(readable(view, t) for t in view.text):
+            view.abstain(self.id, "text region not read well enough to count as text")
+            return []
         return [{"what": "text regions"}]
 
     def solve(self, view: GraphView, plan: Plan) -> Any:
-        if any(t.score < view.config.confident_score for t in view.text):
+        if not all(readable(view, t) for t in view.text):
             return None
         return len(view.text)
 
@@ -263,17 +361,36 @@ class ContainsWord(Program):
     )
 
     def candidates(self, view: GraphView) -> list[Plan]:
-        present = self._confident_words(view)
-        positives = hashed_order(sorted(present), key=lambda w: view.image_id + w)[:MAX_WORDS]
-        rng = make_rng(view.config.seed, (view.image_id,), self.id + ":negatives")
-        pool = [w for w in SIGN_WORDS if self._absent(view, w)]
-        k = min(len(pool), max(1, len(positives)))  # as many "no" as "yes" (one when nothing is written)
-        negatives = [pool[int(i)] for i in sorted(rng.choice(len(pool), size=k, replace=False))] if pool else []
+        positives = [w for w, _ in self._readable_words(view)[:MAX_WORDS]]
+        negatives: list[str] = []
+        if self._all_readable(view):
+            rng = make_rng(view.config.seed, (view.image_id,), self.id + ":negatives")
+            pool = [w for w in SIGN_WORDS if self._absent(view, w)]
+            k = min(len(pool), max(1, len(positives)))  # as many "no" as "yes" (one when nothing is written)
+            negatives = [pool[i] for i in sample_indices(rng, len(pool), k)] if pool else []
+        else:
+            view.abstain(self.id, "text not read well enough to rule a word out")
         return [{"word": w.upper()} for w in sorted(set(positives) | {n.casefold() for n in negatives})]
 
-    def _confident_words(self, view: GraphView) -> set[str]:
-        c = view.config.confident_score
-        return {w for t in view.text if t.score >= c for w in words_of(t.text)}
+    def _all_readable(self, view: GraphView) -> bool:
+        """Whether every text region of the graph, at any score, is readable: a garbled or poorly read
+        region could be a misreading of any word, so no word is said to be absent."""
+        return all(readable(view, t) for t in view.graph.text)
+
+    def _readable_words(self, view: GraphView) -> list[tuple[str, TextRegion]]:
+        """(case-folded word, the first region holding it) for every word-like word of a readable
+        region that is not a function word, best first: from the best-read region, longest first."""
+        def build() -> list[tuple[str, TextRegion]]:
+            found: dict[str, TextRegion] = {}
+            for region in sorted(view.text, key=lambda r: (-r.score, r.id)):
+                if readable(view, region):
+                    for w in re.findall(r"[^\W\d_]+", region.text):
+                        key = w.casefold()
+                        if word_like(w) and key not in FUNCTION_WORDS and key not in found:
+                            found[key] = region
+            ranked = sorted(found.items(), key=lambda wr: (-wr[1].score, -len(wr[0]), wr[0]))
+            return ranked
+        return view.memo(("readable_words", self.id), build)
 
     def _absent(self, view: GraphView, word: str) -> bool:
         """Nowhere in any text region, at any score, even inside a longer word."""
@@ -283,9 +400,9 @@ class ContainsWord(Program):
     def solve(self, view: GraphView, plan: Plan) -> Any:
         word = plan["word"]
         key = _casefold(word)
-        if " " not in key and key in self._confident_words(view):
+        if " " not in key and key in dict(self._readable_words(view)):
             return "yes"
-        if self._absent(view, word):
+        if self._all_readable(view) and self._absent(view, word):
             return "no"
         return None
 
@@ -293,16 +410,17 @@ class ContainsWord(Program):
         word = plan["word"]
         t = self.pick_template(rng)
         if value == "yes":
-            key = _casefold(word)
-            region = next(r for r in sorted(view.text, key=lambda r: r.id)
-                          if r.score >= view.config.confident_score and key in words_of(r.text))
+            region = dict(self._readable_words(view))[_casefold(word)]
             reason = (f"The text \"{region.text.strip()}\" at {fmt_box(region.box.normalized(view.width, view.height))} "
                       f"contains the word \"{word}\".")
         else:
-            c = view.config.confident_score
-            texts = sorted({r.text.strip() for r in view.text if r.score >= c})
-            read = ", ".join(f'"{x}"' for x in texts)
-            reason = (f"The text read in the image is {read}; no text in it contains the word \"{word}\"."
-                      if texts else f"No text in the image contains the word \"{word}\".")
+            texts = readable_texts(view)
+            if not texts:
+                reason = f"No text in the image contains the word \"{word}\"."
+            else:
+                quoted = join([f'"{x}"' for x in texts[:MAX_QUOTED]])
+                more = "" if len(texts) <= MAX_QUOTED else f" (and {len(texts) - MAX_QUOTED} more)"
+                reason = (f"The text read in the image is {quoted}{more}; no text there contains the word "
+                          f"\"{word}\".")
         rationale = f"{reason} So the answer is: {value}."
         return Realized(t.id, t.text.format(word=word), value, rationale, ["no" if value == "yes" else "yes"])
