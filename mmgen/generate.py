@@ -1,134 +1,241 @@
-"""The ``generate`` stage: scene-graph shards in, QA-record shards out (one output shard per input shard).
+"""The ``generate`` stage: scene-graph shards in, QA-record shards out (one output shard per input shard),
+on the engine (:mod:`mmgen.engine`).
 
-Resumable: each output shard is written atomically, after its stats file, so an existing
-``part-NNNNN.jsonl`` is complete and a rerun only does the missing ones. The run's manifest
-(program config, program ids, input shards) must match on a rerun unless ``overwrite`` is set.
-Output is identical for any worker count: seeds depend on (seed, image, program) only.
+Each input shard ``i`` (in sorted order) becomes ``part-i.jsonl`` with its completion marker; the
+manifest pairs ``inputs`` (graph shards) with ``outputs`` (QA shards), which ``mmgen verify`` and the
+LLM stages read. A shard's input key is its file name, size and modification time, so a graph
+shard that changed is redone on a rerun and the others are kept. The program config and program set
+are the run's identity: another one in the same folder needs ``overwrite``. Output is identical
+for any worker count, rank split or engine: seeds depend on (seed, image, program) only.
+
+A graph line that cannot be read, or a program that raises on a graph, is skipped and recorded in
+``errors.jsonl`` (with file and line, or image id); the other graphs go on.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import logging
-import shutil
+import os
+import time
+import zipfile
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from scene_graphs.io import atomic_write, dumps, graph_files, read_graphs
+import numpy as np
+import orjson
 
-from . import __version__
+from scene_graphs.io import RecordError, atomic_write, depth_path, dumps, graph_files
+from scene_graphs.model import DepthMap, SceneGraph, ValidationError
+
+from .engine import EngineOptions, Plan, RunSummary, ShardFiles, ShardOutcome, ShardSpec, ShardWorker, Stage, run_stage
+from .engine.core import MANIFEST, SUMMARY, shard_name
 
 log = logging.getLogger("mmgen.generate")
 
-MANIFEST = "manifest.json"
-SUMMARY = "summary.json"
+__all__ = ["MANIFEST", "SUMMARY", "GenerateStage", "file_key", "generate", "read_graphs_tolerant", "shard_name"]
 
 
-@dataclass
-class GenerateSummary:
-    """Counts of one generate run (all shards, the resumed ones included)."""
-
-    graphs: int = 0
-    records: int = 0
-    per_program: Counter = field(default_factory=Counter)
-    notes: Counter = field(default_factory=Counter)
-    shards_done: int = 0
-    shards_skipped: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"graphs": self.graphs, "records": self.records, "shards_done": self.shards_done,
-                "shards_resumed": self.shards_skipped, "per_program": dict(sorted(self.per_program.items())),
-                "skipped_and_abstained": dict(sorted(self.notes.items()))}
+def file_key(path: Path, name: str, extra: Any = None) -> str:
+    """Input key of a file: its name (relative to the input folder), size and modification time."""
+    st = path.stat()
+    dpath = depth_path(path)
+    depth = dpath.stat() if dpath.exists() else None
+    text = f"{name}|{st.st_size}|{st.st_mtime_ns}|{depth.st_size if depth else '-'}|" \
+           f"{depth.st_mtime_ns if depth else '-'}|{extra}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def shard_name(index: int) -> str:
-    return f"part-{index:05d}"
+def read_graphs_tolerant(path: str | os.PathLike[str], limit: int | None = None
+                         ) -> Iterator[SceneGraph | RecordError]:
+    """The graphs of one shard (at most ``limit``), yielding a :class:`RecordError` (file, line, image,
+    field) in place of each record that cannot be read instead of stopping."""
+    path = Path(path)
+    npz: Any = None
+    npz_error: RecordError | None = None
+    n = 0
+    try:
+        with path.open("rb") as f:
+            for lineno, line in enumerate(f, 1):
+                if limit is not None and n >= limit:
+                    return
+                if not line.strip():
+                    continue
+                n += 1
+                source = f"{path}:{lineno}"
+                try:
+                    data = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    yield RecordError(f"malformed JSON ({exc})", source=source)
+                    continue
+                if not isinstance(data, dict):
+                    yield RecordError("a graph record must be a JSON object", source=source)
+                    continue
+                if isinstance(data.get("image_id"), str):
+                    source += f" (image {data['image_id']})"
+                depth = None
+                header = data.get("depth")
+                if isinstance(header, dict):
+                    dpath = depth_path(path)
+                    if npz is None and npz_error is None:
+                        try:
+                            npz = np.load(dpath, allow_pickle=False)
+                        except (ValueError, OSError, zipfile.BadZipFile) as exc:
+                            npz_error = RecordError(f"cannot read depth maps {dpath}: {exc}", "depth", source)
+                    if npz_error is not None:
+                        yield RecordError(npz_error.message, "depth", source)
+                        continue
+                    key = header.get("key")
+                    if not isinstance(key, str) or key not in npz.files:
+                        yield RecordError(f"depth map {key!r} is not in {dpath}", "depth.key", source)
+                        continue
+                    try:
+                        depth = DepthMap(npz[key], bool(header.get("larger_is_nearer")))
+                    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+                        yield RecordError(f"cannot read depth map {key!r}: {exc}", "depth", source)
+                        continue
+                try:
+                    yield SceneGraph.from_dict(data, depth)
+                except ValidationError as exc:
+                    yield RecordError(exc.message, exc.where, source)
+    finally:
+        if npz is not None:
+            npz.close()
 
 
-def _process_shard(args: tuple[str, str, dict[str, Any], list[str]]) -> dict[str, Any]:
-    """Worker: run the programs over one graph shard and write its QA shard (returns its stats)."""
-    from programs.base import ProgramConfig, run_single, single_programs
+def record_error(err: RecordError, stage: str) -> dict[str, Any]:
+    where = f" at {err.where}" if getattr(err, "where", None) else ""
+    return {"path": err.source, "image_id": None, "stage": stage, "kind": "bad-record",
+            "error": f"{err.source}: {err.message}{where}"}
 
-    src, dst, config_dict, program_ids = args
-    config = ProgramConfig(**config_dict)
-    programs = single_programs(program_ids)
-    notes: Counter = Counter()
-    per_program: Counter = Counter()
-    graphs = 0
-    lines: list[bytes] = []
-    for graph in read_graphs(src):
-        graphs += 1
-        for qa in run_single(graph, config, programs, notes):
-            per_program[qa.program] += 1
-            lines.append(dumps(qa.to_dict()))
-    stats = {"source": src, "graphs": graphs, "records": len(lines), "per_program": dict(per_program),
-             "notes": dict(notes)}
-    dst_path = Path(dst)
-    with atomic_write(dst_path.with_suffix(".stats.json")) as f:
-        f.write(json.dumps(stats, sort_keys=True).encode())
-    with atomic_write(dst_path) as f:
-        f.writelines(lines)
-    return stats
+
+class GenerateWorker(ShardWorker):
+    """Runs the single-image programs over one graph shard, streaming records to its QA shard."""
+
+    def __init__(self, config: dict[str, Any], program_ids: Sequence[str]) -> None:
+        self.config_dict = dict(config)
+        self.program_ids = list(program_ids)
+
+    def setup(self) -> None:
+        from programs.base import ProgramConfig, single_programs
+
+        self.config = ProgramConfig(**self.config_dict)
+        self.programs = single_programs(self.program_ids)
+
+    def run(self, payload: Any, files: ShardFiles) -> ShardOutcome:
+        from programs.base import run_single
+
+        out = ShardOutcome()
+        per_program: Counter = Counter()
+        notes: Counter = Counter()
+        seconds: Counter = Counter()
+        with atomic_write(files.path(".jsonl")) as f:
+            t = time.perf_counter()
+            for graph in read_graphs_tolerant(payload["src"], payload.get("max_graphs")):
+                now = time.perf_counter()
+                seconds["read"] += now - t
+                t = now
+                if isinstance(graph, RecordError):
+                    out.errors.append(record_error(graph, "generate"))
+                    continue
+                out.units += 1
+                try:
+                    records = run_single(graph, self.config, self.programs, notes)
+                except Exception as exc:  # noqa: BLE001 - one graph must not sink a 10M-graph run
+                    out.errors.append({"path": graph.path, "image_id": graph.image_id, "stage": "generate",
+                                       "kind": "program-error", "error": f"{type(exc).__name__}: {exc}"})
+                    log.warning("image %s: a program failed (%s: %s); skipped", graph.image_id,
+                                type(exc).__name__, exc)
+                    continue
+                now = time.perf_counter()
+                seconds["programs"] += now - t
+                t = now
+                for qa in records:
+                    per_program[qa.program] += 1
+                    f.write(dumps(qa.to_dict()))
+                out.records += len(records)
+                now = time.perf_counter()
+                seconds["write"] += now - t
+                t = now
+        out.counts = {"per_program": per_program, "notes": notes}
+        out.seconds = dict(seconds)
+        return out
+
+
+def _count_graphs(path: Path, stop: int) -> int:
+    """Non-blank lines of a shard, counting no further than ``stop``."""
+    n = 0
+    with path.open("rb") as f:
+        for line in f:
+            if line.strip():
+                n += 1
+                if n >= stop:
+                    break
+    return n
+
+
+class GenerateStage(Stage):
+    """Single-image programs over every graph shard under ``src``."""
+
+    name = "generate"
+    unit = "graph"
+
+    def __init__(self, src: str | os.PathLike[str], config: Any, program_ids: Sequence[str] | None = None) -> None:
+        from programs.base import single_programs
+
+        self.src = Path(src)
+        self.inputs = graph_files(self.src)
+        if not self.inputs:
+            raise FileNotFoundError(f"no scene-graph shards (part-*.jsonl) under {self.src}")
+        programs = single_programs(program_ids)
+        if not programs:
+            raise ValueError(f"no program matches {list(program_ids or [])}; see `mmgen programs`")
+        self.config = config
+        self.program_ids = [p.id for p in programs]
+        self._limits: list[int | None] = []
+
+    def identity(self) -> dict[str, Any]:
+        return {"config": self.config.to_dict(), "programs": self.program_ids}
+
+    def _name(self, p: Path) -> str:
+        return p.name if self.src.is_file() else p.relative_to(self.src).as_posix()
+
+    def plan(self, out: Path, options: EngineOptions) -> Plan:
+        inputs, limits = list(self.inputs), [None] * len(self.inputs)
+        if options.limit is not None:
+            left = options.limit
+            for i, p in enumerate(inputs):
+                n = _count_graphs(p, left)
+                if n >= left:
+                    inputs, limits = inputs[:i + 1], [None] * i + [left]
+                    break
+                left -= n
+        self.inputs, self._limits = inputs, limits
+        shards = [ShardSpec(i, file_key(p, self._name(p), lim)) for i, (p, lim) in enumerate(zip(inputs, limits))]
+        manifest = {"inputs": [str(p.resolve()) for p in inputs], "outputs": [shard_name(i) + ".jsonl"
+                                                                            for i in range(len(inputs))],
+                    "seed": self.config.seed, "limit": options.limit}
+        return Plan(shards, manifest)
+
+    def payload(self, spec: ShardSpec) -> dict[str, Any]:
+        return {"src": str(self.inputs[spec.index]), "max_graphs": self._limits[spec.index]}
+
+    def worker(self) -> GenerateWorker:
+        return GenerateWorker(self.config.to_dict(), self.program_ids)
+
+    def summary_fields(self, totals: dict[str, Any]) -> dict[str, Any]:
+        counts = totals["counts"]
+        return {"graphs": totals["units"],
+                "per_program": dict(sorted((counts.get("per_program") or {}).items())),
+                "skipped_and_abstained": dict(sorted((counts.get("notes") or {}).items()))}
 
 
 def generate(src: str | Path, out: str | Path, config: Any, program_ids: Sequence[str] | None = None,
-             workers: int = 1, overwrite: bool = False) -> GenerateSummary:
-    """Run the single-image programs over every graph shard under ``src`` into ``out``."""
-    from programs.base import single_programs
+             workers: int = 1, overwrite: bool = False, options: EngineOptions | None = None) -> RunSummary:
+    """Run the single-image programs over every graph shard under ``src`` into ``out``.
 
-    src, out = Path(src), Path(out)
-    inputs = graph_files(src)
-    if not inputs:
-        raise FileNotFoundError(f"no scene-graph shards (*.jsonl) under {src}")
-    programs = single_programs(program_ids)
-    if not programs:
-        raise ValueError(f"no program matches {list(program_ids or [])}; see `mmgen programs`")
-    ids = [p.id for p in programs]
-    manifest = {"stage": "generate", "mmgen_version": __version__, "config": config.to_dict(), "programs": ids,
-                "inputs": [str(p.resolve()) for p in inputs], "outputs": [shard_name(i) + ".jsonl"
-                                                                      for i in range(len(inputs))]}
-    mpath = out / MANIFEST
-    if mpath.exists():
-        old = json.loads(mpath.read_text())
-        same = {k: old.get(k) for k in ("config", "programs", "inputs")} == {k: manifest[k] for k in
-                                                                            ("config", "programs", "inputs")}
-        if not same and not overwrite:
-            raise ValueError(f"{out} holds a generate run with another config, program set or input; "
-                             "use --overwrite to replace it (or choose another output folder)")
-        if not same:
-            shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(mpath) as f:
-        f.write((json.dumps(manifest, indent=2) + "\n").encode())
-
-    todo = [(str(p), str(out / f"{shard_name(i)}.jsonl"), config.to_dict(), ids)
-            for i, p in enumerate(inputs) if not (out / f"{shard_name(i)}.jsonl").exists()]
-    summary = GenerateSummary(shards_skipped=len(inputs) - len(todo))
-    if summary.shards_skipped:
-        log.info("resuming: %d of %d shard(s) already done", summary.shards_skipped, len(inputs))
-    from tqdm import tqdm
-
-    from .log import progress_enabled
-
-    with tqdm(total=len(todo), unit="shard", disable=not progress_enabled(), desc="generate") as bar:
-        if workers > 1 and len(todo) > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for _ in pool.map(_process_shard, todo):
-                    bar.update()
-        else:
-            for task in todo:
-                _process_shard(task)
-                bar.update()
-    summary.shards_done = len(todo)
-    for i in range(len(inputs)):
-        stats = json.loads((out / f"{shard_name(i)}.stats.json").read_text())
-        summary.graphs += stats["graphs"]
-        summary.records += stats["records"]
-        summary.per_program.update(stats["per_program"])
-        summary.notes.update(stats["notes"])
-    with atomic_write(out / SUMMARY) as f:
-        f.write((json.dumps(summary.to_dict(), indent=2) + "\n").encode())
-    return summary
+    ``options`` (ranks, limit, Ray...) win over ``workers`` and ``overwrite`` when given."""
+    options = options or EngineOptions(workers=workers, overwrite=overwrite)
+    return run_stage(GenerateStage(src, config, program_ids), out, options)

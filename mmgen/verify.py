@@ -3,15 +3,22 @@
 For every record: the program exists, the plan is still one of the program's valid candidates for the
 graph, ``solve`` gives the stored value, and regenerating the image with the stored seed and config
 gives the record byte for byte.
+
+Multi-image records (``images`` lists a set) are checked the same way on the graphs of their whole
+set, in the record's order. A multi-image run (manifest stage ``generate-multi``) is checked shard
+by shard: the graphs are indexed once (id and byte offset) and only those of a shard's sets are
+loaded, so memory stays bounded; a folder without a manifest is checked with all graphs loaded,
+as for single-image records.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from scene_graphs.io import graph_files, read_graphs, read_jsonl
 
@@ -55,13 +62,22 @@ def verify(qa_dir: str | Path, sg_src: str | Path, max_problems: int = 1000) -> 
     registry = load_all()
     report = VerifyReport()
     manifest_path = qa_dir / "manifest.json"
-    config_dict = json.loads(manifest_path.read_text())["config"] if manifest_path.exists() else None
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    config_dict = manifest["config"] if manifest_path.exists() else None
+    if manifest.get("stage") == "generate-multi":
+        return _verify_multi_run(qa_dir, sg_src, registry, config_dict, report, max_problems)
     for graph_paths, qa_paths in _pairs(qa_dir, sg_src):
         graphs = {g.image_id: g for p in graph_paths for g in read_graphs(p)}
         by_image: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        by_set: dict[tuple[tuple[str, ...], str], list[dict[str, Any]]] = defaultdict(list)
         for p in qa_paths:
             for rec in read_jsonl(p):
+                if _is_multi(rec, registry):
+                    by_set[(tuple(rec["images"]), rec["program"])].append(rec)
+                    continue
                 by_image[(rec["images"][0], rec["program"])].append(rec)
+        if _check_sets(sorted(by_set.items()), graphs.get, registry, config_dict, report, max_problems):
+            return report
         for (image, pid), records in sorted(by_image.items()):
             report.checked += len(records)
             where = f"image {image}, program {pid}"
@@ -88,5 +104,98 @@ def verify(qa_dir: str | Path, sg_src: str | Path, max_problems: int = 1000) -> 
             if json.loads(json.dumps(regenerated)) != stored:
                 report.problems.append(f"{where}: regenerating with the stored seed gives different records")
             if len(report.problems) >= max_problems:
+                return report
+    return report
+
+
+# --------------------------------------------------------------------------------------- multi-image
+def _is_multi(rec: dict[str, Any], registry: dict[str, Any]) -> bool:
+    """A record about an image set: its program is a multi-image one, or it lists several images."""
+    cls = registry.get(rec.get("program"))
+    return len(rec.get("images") or ()) != 1 or (cls is not None and cls.multi_image)
+
+
+def _check_sets(groups: Any, get_graph: Callable[[str], Any], registry: dict[str, Any],
+                config_dict: dict[str, Any] | None, report: VerifyReport, max_problems: int) -> bool:
+    """Check ``((images, program), records)`` groups; returns True once ``max_problems`` is reached."""
+    from programs.base import QA, GraphView, ProgramConfig
+
+    for (images, pid), records in groups:
+        report.checked += len(records)
+        where = f"images {'+'.join(images)}, program {pid}"
+        cls = registry.get(pid)
+        if cls is None:
+            report.problems.append(f"{where}: unknown program")
+        elif not cls.multi_image:
+            report.problems.append(f"{where}: a single-image program cannot answer about {len(images)} images")
+        elif len(set(images)) != len(images) or not 2 <= len(images) <= 6:
+            report.problems.append(f"{where}: an image set has 2-6 distinct images")
+        else:
+            graphs = [get_graph(i) for i in images]
+            missing = [i for i, g in zip(images, graphs) if g is None]
+            if missing:
+                report.problems.append(f"{where}: no scene graph with image id {missing[0]}")
+            else:
+                program = cls()
+                config = ProgramConfig(**(config_dict or {}),
+                                       **({} if config_dict else {"seed": records[0]["seed"]}))
+                subject = program.subject([GraphView(g, config) for g in graphs])
+                candidates = {json.dumps(c, sort_keys=True) for c in program.candidates(subject)}
+                for rec in records:
+                    if json.dumps(rec["plan"], sort_keys=True) not in candidates:
+                        report.problems.append(f"{rec['id']}: plan {rec['plan']} is not valid for this image set")
+                        continue
+                    value = program.solve(subject, rec["plan"])
+                    if json.loads(json.dumps(value)) != rec["value"]:
+                        report.problems.append(f"{rec['id']}: stored answer {rec['value']!r}, the image set gives "
+                                               f"{value!r}")
+                regenerated = [q.to_dict() for q in program.generate([GraphView(g, config) for g in graphs], config)]
+                stored = [QA.from_dict(r).to_dict() for r in records]
+                if json.loads(json.dumps(regenerated)) != stored:
+                    report.problems.append(f"{where}: regenerating with the stored seed gives different records")
+        if len(report.problems) >= max_problems:
+            return True
+    return False
+
+
+def _consecutive_groups(path: Path) -> Iterator[tuple[tuple[tuple[str, ...], str], list[dict[str, Any]]]]:
+    """Runs of records with the same (images, program), in file order (how the stage writes them)."""
+    key: tuple[tuple[str, ...], str] | None = None
+    run: list[dict[str, Any]] = []
+    for rec in read_jsonl(path):
+        k = (tuple(rec["images"]), rec["program"])
+        if k != key and run:
+            yield key, run  # type: ignore[misc]
+            run = []
+        key = k
+        run.append(rec)
+    if run:
+        yield key, run  # type: ignore[misc]
+
+
+def _verify_multi_run(qa_dir: Path, sg_src: Path, registry: dict[str, Any], config_dict: dict[str, Any] | None,
+                      report: VerifyReport, max_problems: int) -> VerifyReport:
+    """A ``generate --multi`` output, shard by shard, loading only the graphs each shard needs."""
+    import bisect
+
+    from .generate_multi import GraphStore, build_index
+
+    inputs = graph_files(sg_src)
+    index = build_index(inputs)
+    paths = [str(p) for p in inputs]
+
+    def locate(image_id: str) -> tuple[str, int] | None:
+        i = bisect.bisect_left(index.ids, image_id)
+        if i == len(index.ids) or index.ids[i] != image_id:
+            return None
+        return paths[int(index.shard[i])], int(index.offset[i])
+
+    for qa_path in _qa_files(qa_dir):
+        needed = {i for rec in read_jsonl(qa_path) for i in rec["images"]}
+        locations = {i: loc for i in sorted(needed) if (loc := locate(i)) is not None}
+        with GraphStore(locations) as store:
+            def get(image_id: str, store: GraphStore = store, known: dict = locations) -> Any:
+                return store.get(image_id) if image_id in known else None
+            if _check_sets(_consecutive_groups(qa_path), get, registry, config_dict, report, max_problems):
                 return report
     return report

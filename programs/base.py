@@ -42,7 +42,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
@@ -146,7 +146,6 @@ class QA:
 
 
 # --------------------------------------------------------------------------------------- seeding
-@lru_cache(maxsize=65536)
 def stable_int(text: str) -> int:
     """A 64-bit integer from a string, identical in every process (unlike ``hash``)."""
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")

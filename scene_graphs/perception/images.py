@@ -21,6 +21,7 @@ What :func:`load_image` does, in order:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import logging
@@ -45,8 +46,22 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", "
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA", "P"})
 
 
+REASONS = ("unreadable", "empty", "not-an-image", "corrupt", "too-large", "unusable")
+"""Why an image cannot be used (:attr:`ImageError.reason`): the file cannot be read (permissions, a
+symlink loop, a vanished file), has no bytes, is no image Pillow knows, is truncated or corrupt, has
+more pixels than allowed (possible decompression bomb), or decodes to an unusable array."""
+
+
 class ImageError(ValueError):
-    """An image cannot be used: unreadable, not an image, too large. The message names the file."""
+    """An image cannot be used: unreadable, not an image, too large. The message names the file;
+    :attr:`reason` is one of :data:`REASONS` (for counting skipped images by cause)."""
+
+    def __init__(self, message: str, reason: str = "corrupt") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keep the reason through pickling (worker processes)
+        return (type(self), (str(self), self.reason))
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,35 +162,50 @@ def _pil_open(fp: Any) -> Any:
     return opener(fp)
 
 
+_BOMB_WARNINGS_OFF = False
+
+
+def _quiet_bomb_warnings() -> None:
+    """Silence Pillow's decompression-bomb *warning* once for the process: :func:`decode_image` checks
+    ``max_pixels`` itself before decoding. (A ``warnings.catch_warnings`` block per image would do it
+    locally, but it is not thread-safe, and images are decoded in threads.)"""
+    global _BOMB_WARNINGS_OFF
+    if not _BOMB_WARNINGS_OFF:
+        from PIL import Image
+
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+        _BOMB_WARNINGS_OFF = True
+
+
 def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, str, int]:
     """Decode image bytes into ``(rgb uint8 array, source mode, EXIF orientation)``; raises :class:`ImageError`."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    _quiet_bomb_warnings()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = _pil_open(io.BytesIO(data))
-            w, h = im.size
-            if w * h > max_pixels:
-                raise ImageError(f"{name}: {w}x{h} = {w * h} pixels is above the limit of {max_pixels} "
-                                 f"(refused as a possible decompression bomb; raise max_pixels if it is genuine)")
-            if getattr(im, "n_frames", 1) > 1:
-                im.seek(0)
-            orientation = int(im.getexif().get(0x0112, 1) or 1)
-            source_mode = im.mode
-            im = ImageOps.exif_transpose(im) or im
-            im.load()
-            pixels = _to_rgb(im)
+        im = _pil_open(io.BytesIO(data))
+        w, h = im.size
+        if w * h > max_pixels:
+            raise ImageError(f"{name}: {w}x{h} = {w * h} pixels is above the limit of {max_pixels} "
+                             f"(refused as a possible decompression bomb; raise max_pixels if it is genuine)",
+                             "too-large")
+        if getattr(im, "n_frames", 1) > 1:
+            im.seek(0)
+        orientation = int(im.getexif().get(0x0112, 1) or 1)
+        source_mode = im.mode
+        im = ImageOps.exif_transpose(im) or im
+        im.load()
+        pixels = _to_rgb(im)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{name}: refused as a possible decompression bomb ({exc})") from None
+        raise ImageError(f"{name}: refused as a possible decompression bomb ({exc})", "too-large") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{name}: not an image Pillow can read") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:  # truncated or corrupt files
-        raise ImageError(f"{name}: cannot decode image ({type(exc).__name__}: {exc})") from None
+        raise ImageError(f"{name}: not an image Pillow can read", "not-an-image") from None
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:  # truncated or corrupt files
+        raise ImageError(f"{name}: cannot decode image ({type(exc).__name__}: {exc})", "corrupt") from None
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.shape[0] == 0 or pixels.shape[1] == 0:
-        raise ImageError(f"{name}: decoded to an unusable array of shape {pixels.shape}")
+        raise ImageError(f"{name}: decoded to an unusable array of shape {pixels.shape}", "unusable")
     pixels = np.ascontiguousarray(pixels)
     pixels.setflags(write=False)
     return pixels, source_mode, orientation
@@ -187,11 +217,13 @@ def load_image(path: str | os.PathLike[str], root: str | os.PathLike[str] | None
     (default: the image's own folder)."""
     p = Path(path)
     try:
-        data = p.read_bytes()
+        with open(p, "rb") as f:
+            data = f.read()
     except OSError as exc:
-        raise ImageError(f"{p}: cannot read ({exc.strerror or exc})") from None
+        why = "a symlink loop" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+        raise ImageError(f"{p}: cannot read ({why})", "unreadable") from None
     if not data:
-        raise ImageError(f"{p}: empty file")
+        raise ImageError(f"{p}: empty file", "empty")
     pixels, mode, orientation = decode_image(data, str(p), max_pixels)
     root = p.parent if root is None else root
     return ImageItem(path=relative_key(p, root), image_id=make_image_id(p, root),
@@ -205,7 +237,7 @@ def item_from_array(pixels: np.ndarray, path: str, *, image_id: str | None = Non
     if a.ndim == 2:
         a = np.repeat(a[:, :, None], 3, axis=2)
     if a.ndim != 3 or a.shape[2] != 3:
-        raise ImageError(f"{path}: expected an (H, W, 3) array, got shape {a.shape}")
+        raise ImageError(f"{path}: expected an (H, W, 3) array, got shape {a.shape}", "unusable")
     a = np.ascontiguousarray(a.astype(np.uint8, copy=False))
     a.setflags(write=False)
     return ImageItem(path=path, image_id=image_id or make_image_id(path), pixels=a,

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections import Counter, deque
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from ..model import SceneGraph
 from .base import Annotator, MissingDependencyError
@@ -23,14 +27,18 @@ log = logging.getLogger("scene_graphs.perception")
 
 @dataclass(frozen=True)
 class ImageFailure:
-    """An image that produced no graph, and why (one line)."""
+    """An image that produced no graph, and why: ``reason`` is the one-line message, ``kind`` its
+    category (:data:`.images.REASONS` for decoding, ``annotate-failed`` for a model error)."""
 
     path: str
     reason: str
     stage: str = "decode"
+    kind: str = "corrupt"
+    image_id: str | None = None
 
-    def to_dict(self) -> dict[str, str]:
-        return {"path": self.path, "stage": self.stage, "error": self.reason}
+    def to_dict(self) -> dict[str, str | None]:
+        return {"path": self.path, "image_id": self.image_id, "stage": self.stage, "kind": self.kind,
+                "error": self.reason}
 
 
 def _check_order(stages: Sequence[Annotator], after_skips: bool = False) -> None:
@@ -56,6 +64,8 @@ class Pipeline:
         self.skipped: dict[str, str] = {}
         self.extra_provenance = dict(provenance or {})
         self.loaded = False
+        self.seconds: Counter[str] = Counter()
+        """Seconds spent in each stage (and ``decode`` in :func:`annotate_paths`) since the pipeline was made."""
 
     def load(self, device: str = "auto") -> Pipeline:
         """Load every stage; drop optional ones that cannot run (with a warning)."""
@@ -96,7 +106,9 @@ class Pipeline:
             self.load()
         graphs = [self.empty_graph(item) for item in items]
         for stage in self.stages:
+            started = time.perf_counter()
             graphs = stage(items, graphs)
+            self.seconds[stage.name] += time.perf_counter() - started
         return graphs
 
     def annotate_safely(self, items: Sequence[ImageItem]) -> list[SceneGraph | ImageFailure]:
@@ -108,7 +120,8 @@ class Pipeline:
             raise
         except Exception as batch_exc:  # noqa: BLE001 - isolate the image that breaks the batch
             if len(items) == 1:
-                return [ImageFailure(items[0].path, f"{type(batch_exc).__name__}: {batch_exc}", "annotate")]
+                return [ImageFailure(items[0].path, f"{type(batch_exc).__name__}: {batch_exc}", "annotate",
+                                     "annotate-failed", items[0].image_id)]
             log.warning("a batch of %d images failed (%s); retrying them one by one", len(items), batch_exc)
             out: list[SceneGraph | ImageFailure] = []
             for item in items:
@@ -116,10 +129,25 @@ class Pipeline:
             return out
 
 
+def _decode(path: str | os.PathLike[str], root: str | os.PathLike[str], max_pixels: int
+            ) -> tuple[ImageItem | ImageFailure, float]:
+    started = time.perf_counter()
+    try:
+        result: ImageItem | ImageFailure = load_image(path, root, max_pixels)
+    except ImageError as exc:
+        from ..ids import image_id, relative_key
+
+        key = relative_key(path, root)
+        result = ImageFailure(key, str(exc), "decode", exc.reason, image_id(path, root))
+    return result, time.perf_counter() - started
+
+
 def annotate_paths(pipeline: Pipeline, paths: Sequence[str | os.PathLike[str]], root: str | os.PathLike[str],
-                   batch_size: int = 8, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[SceneGraph | ImageFailure]:
+                   batch_size: int = 8, max_pixels: int = DEFAULT_MAX_PIXELS,
+                   threads: int = 1) -> Iterator[SceneGraph | ImageFailure]:
     """Decode and annotate ``paths`` (below ``root``) in batches; yields a graph or a failure per image,
-    in input order."""
+    in input order. ``threads`` > 1 decodes that many images at once, ahead of the models (Pillow
+    releases the GIL while decoding); at most ``2 * batch_size`` decoded images wait at a time."""
     batch_size = max(1, int(batch_size))
     pending: list[tuple[int, ImageItem]] = []
     results: dict[int, SceneGraph | ImageFailure] = {}
@@ -131,19 +159,39 @@ def annotate_paths(pipeline: Pipeline, paths: Sequence[str | os.PathLike[str]], 
                 results[i] = res
             pending.clear()
 
-    for i, path in enumerate(paths):
-        try:
-            pending.append((i, load_image(path, root, max_pixels)))
-        except ImageError as exc:
-            from ..ids import relative_key
-
-            results[i] = ImageFailure(relative_key(path, root), str(exc))
-        if len(pending) >= batch_size:
-            flush()
+    executor = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
+    try:
+        if executor is None:
+            decoded: Iterator[tuple[ImageItem | ImageFailure, float]] = (_decode(p, root, max_pixels) for p in paths)
+        else:
+            decoded = _ahead(executor, paths, root, max_pixels, 2 * batch_size)
+        for i, (item, seconds) in enumerate(decoded):
+            pipeline.seconds["decode"] += seconds
+            if isinstance(item, ImageFailure):
+                results[i] = item
+            else:
+                pending.append((i, item))
+            if len(pending) >= batch_size:
+                flush()
+            while next_out in results:
+                yield results.pop(next_out)
+                next_out += 1
+        flush()
         while next_out in results:
             yield results.pop(next_out)
             next_out += 1
-    flush()
-    while next_out in results:
-        yield results.pop(next_out)
-        next_out += 1
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _ahead(executor: ThreadPoolExecutor, paths: Sequence[str | os.PathLike[str]], root: str | os.PathLike[str],
+           max_pixels: int, window: int) -> Iterator[tuple[ImageItem | ImageFailure, float]]:
+    """Decoded images in input order, with at most ``window`` decodes running or waiting."""
+    queue: deque[Future[tuple[ImageItem | ImageFailure, float]]] = deque()
+    for path in paths:
+        queue.append(executor.submit(_decode, path, root, max_pixels))
+        if len(queue) >= window:
+            yield queue.popleft().result()
+    while queue:
+        yield queue.popleft().result()

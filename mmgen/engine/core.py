@@ -1,0 +1,616 @@
+"""The engine every stage runs on: shards, resuming, ranks, worker processes, progress and summaries.
+
+A :class:`Stage` (annotate, generate, generate --multi, ...) says what its shards are
+(:meth:`Stage.plan`) and gives a light, picklable :class:`ShardWorker` that turns one shard's payload
+into files. :func:`run_stage` does the rest, the same way for every stage, locally or on Ray
+(:mod:`mmgen.ray_engine`).
+
+**Output folder** of any stage::
+
+    OUT/manifest.json         the run: stage, config (and its fingerprint), inputs, outputs, versions, seed
+    OUT/part-NNNNN.jsonl      one shard's records (plus sidecars such as part-NNNNN.depth.npz)
+    OUT/part-NNNNN.done.json  its completion marker: config fingerprint, input key, output sizes, counts,
+                              skipped inputs with reasons, seconds per step
+    OUT/errors.jsonl          every input that was skipped, with the reason (listing first, then shard order)
+    OUT/summary.json          counts over all complete shards, time per step, what this run did
+
+**Completion and resuming.** Output files are written to a temporary name and renamed into place,
+then the marker is written the same way. A shard is complete when its marker exists, carries the
+run's config fingerprint and the shard's *input key* (a digest of exactly what the shard reads) and
+every file it lists has the listed size. After any interruption, ``kill -9`` included, a shard is
+either complete or redone whole on the next run, so no record is lost or written twice. Temporary
+files left by a killed process are removed (for the shards the process owns) when it starts. A
+shard whose inputs changed (an image edited or added) gets a new key and is redone; shards left
+over from a larger input are removed.
+
+**Config.** :meth:`Stage.identity` is what shapes the records (program config, perception settings,
+shard size...). An output folder made with another identity is refused unless ``overwrite``; with
+``overwrite`` the owned shards are all redone.
+
+**Ranks.** Shard ``i`` belongs to rank ``i % world_size``: each machine runs the same command with its
+``rank`` (into a shared folder or into separate folders whose ``part-*`` files are then put
+together); the union is byte for byte what one run writes. Every rank rewrites the same manifest
+and a summary of all complete shards it can see (``complete`` once every shard is there).
+
+**Failures.** An input a stage cannot use (a corrupt image, a malformed graph line) is skipped and
+recorded in the marker and ``errors.jsonl``. A shard whose worker raises is logged and left without
+a marker (the run goes on; the summary counts it as missing and a rerun retries it), except for the
+stage's :attr:`ShardWorker.fatal` errors (missing weights...), which stop the run at once.
+
+**Memory.** The driver holds one :class:`ShardSpec` per shard (a few hundred bytes) and the payloads
+of at most ``2 * workers`` shards; a worker holds one shard's data. Summaries are summed marker by
+marker and ``errors.jsonl`` is streamed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import platform
+import re
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from scene_graphs.io import atomic_write, dumps
+
+log = logging.getLogger("mmgen.engine")
+
+MANIFEST = "manifest.json"
+SUMMARY = "summary.json"
+ERRORS = "errors.jsonl"
+SHARD_PREFIX = "part-"
+MARKER_SUFFIX = ".done.json"
+DUPLICATE = "duplicate"
+"""Error kind of an exact duplicate image (reported, but not a bad input for ``--strict``)."""
+MAX_SHARDS_SORTED = 100_000
+"""Shard names have five digits: beyond this many shards, names no longer sort in shard order."""
+
+_SHARD_FILE = re.compile(r"^part-(\d+)\.")
+_TEMP_FILE = re.compile(r"^\.part-(\d+)\..*\.tmp$")
+
+
+class EngineError(ValueError):
+    """A run cannot start or was stopped (config clash, a fatal worker error); one line, names the folder."""
+
+
+def shard_name(index: int) -> str:
+    return f"{SHARD_PREFIX}{index:05d}"
+
+
+def fingerprint(data: Any) -> str:
+    """Short stable digest of JSON-able settings."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def write_json(path: Path, data: Any) -> None:
+    with atomic_write(path) as f:
+        f.write((json.dumps(data, indent=2) + "\n").encode())
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------------------- stage API
+@dataclass(frozen=True)
+class ShardSpec:
+    """One shard of a plan: its number, the digest of what it reads, and how many units it holds
+    (images, graphs, sets; ``None`` when unknown before reading)."""
+
+    index: int
+    key: str
+    units: int | None = None
+
+
+@dataclass
+class Plan:
+    """What :meth:`Stage.plan` returns: the shards, manifest entries (inputs, outputs...), seconds
+    spent planning per step and plan-level counts (images listed...)."""
+
+    shards: list[ShardSpec]
+    manifest: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ShardOutcome:
+    """What a worker did with one shard: ``units`` read, ``records`` written, named counters
+    (``per_program``, ``notes``...), the inputs it skipped (``path``/``image_id``, ``stage``, ``kind``,
+    ``error``) and seconds per step."""
+
+    units: int = 0
+    records: int = 0
+    counts: dict[str, Counter] = field(default_factory=dict)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    """Anything else worth keeping (JSON-able), e.g. the models that ran; the summary shows the first
+    complete shard's."""
+
+    def count(self, counter: str, key: str, n: int = 1) -> None:
+        self.counts.setdefault(counter, Counter())[key] += n
+
+
+class ShardFiles:
+    """The files of one shard in the output folder; paths asked for are recorded in the marker."""
+
+    def __init__(self, out: Path, index: int) -> None:
+        self.out = out
+        self.index = index
+        self.stem = shard_name(index)
+        self.names: list[str] = []
+
+    def path(self, suffix: str = ".jsonl") -> Path:
+        name = self.stem + suffix
+        if name not in self.names:
+            self.names.append(name)
+        return self.out / name
+
+
+class ShardWorker(ABC):
+    """Turns one shard's payload into files. Pickled to worker processes and Ray actors, so keep it
+    light; load models in :meth:`setup` (called once per process before the first shard)."""
+
+    fatal: ClassVar[tuple[type[BaseException], ...]] = ()
+    """Errors that stop the whole run (they would fail every shard the same way)."""
+
+    def setup(self) -> None:
+        """Load what every shard needs (models, programs)."""
+
+    @abstractmethod
+    def run(self, payload: Any, files: ShardFiles) -> ShardOutcome:
+        """Process one shard; write its files through ``files`` (atomically)."""
+
+
+class Stage(ABC):
+    """A stage of the flow on the engine (see the module docstring)."""
+
+    name: ClassVar[str]
+    unit: ClassVar[str] = "shard"
+    """What :attr:`ShardSpec.units` counts, for the progress bar and the summary."""
+    stateful: ClassVar[bool] = False
+    """Workers load models: on Ray they become an actor pool (else plain tasks)."""
+
+    @abstractmethod
+    def identity(self) -> dict[str, Any]:
+        """Settings that shape the output; stored in the manifest and compared on a rerun."""
+
+    @abstractmethod
+    def plan(self, out: Path, options: EngineOptions) -> Plan:
+        """The shards (may write side files into ``out``: an input index, image sets)."""
+
+    @abstractmethod
+    def payload(self, spec: ShardSpec) -> Any:
+        """What the worker needs for one shard (JSON-able: it may travel to Ray)."""
+
+    @abstractmethod
+    def worker(self) -> ShardWorker:
+        """A fresh worker (picklable)."""
+
+    def plan_errors(self, out: Path) -> Iterable[dict[str, Any]]:
+        """Inputs skipped while planning (listing problems), written first to ``errors.jsonl``."""
+        return ()
+
+    def versions(self) -> dict[str, str]:
+        """Library versions that matter to this stage (added to the manifest)."""
+        return {}
+
+    def summary_fields(self, totals: dict[str, Any]) -> dict[str, Any]:
+        """Stage-specific summary entries computed from the generic ``totals``."""
+        return {}
+
+    def ray_options(self, options: EngineOptions) -> dict[str, Any]:
+        """Resources of one Ray task/actor (``num_cpus``, ``num_gpus``)."""
+        return {"num_cpus": 1}
+
+
+@dataclass
+class EngineOptions:
+    """How a stage is run (none of these change the records)."""
+
+    workers: int = 1
+    rank: int = 0
+    world_size: int = 1
+    overwrite: bool = False
+    limit: int | None = None
+    engine: str = "local"
+    address: str | None = None
+    """Ray cluster address (``auto``, ``ray://host:10001``); ``None`` starts a local Ray."""
+    num_gpus: float | None = None
+    """GPUs per annotator actor on Ray (default: 1 when the device is CUDA, else 0)."""
+    progress: bool | None = None
+    """Progress bar; ``None``: on when stderr is a terminal and logging is at info."""
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if self.world_size < 1 or not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank must lie in 0..world_size-1, got rank {self.rank} of {self.world_size}")
+        if self.engine not in ("local", "ray"):
+            raise ValueError(f"unknown engine {self.engine!r}; choose local or ray")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be positive, got {self.limit}")
+
+    def owns(self, index: int) -> bool:
+        return index % self.world_size == self.rank
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/8"`` -> ``(2, 8)`` (rank 2 of 8, counted from 0)."""
+    rank, sep, world = str(text).partition("/")
+    try:
+        r, w = int(rank), int(world)
+    except ValueError:
+        raise ValueError(f"expected RANK/WORLD_SIZE such as 0/4, got {text!r}") from None
+    if not sep or w < 1 or not 0 <= r < w:
+        raise ValueError(f"expected RANK/WORLD_SIZE with 0 <= RANK < WORLD_SIZE, got {text!r}")
+    return r, w
+
+
+# --------------------------------------------------------------------------------------- running one shard
+@dataclass
+class ShardJob:
+    """Everything a worker needs to do one shard (travels to processes and Ray)."""
+
+    out: str
+    stage: str
+    index: int
+    key: str
+    config_id: str
+    payload: Any
+
+
+def marker_path(out: Path, index: int) -> Path:
+    return out / (shard_name(index) + MARKER_SUFFIX)
+
+
+def execute_shard(worker: ShardWorker, job: ShardJob) -> dict[str, Any]:
+    """Run one shard, then write its marker (after its files); returns the marker."""
+    out = Path(job.out)
+    marker_path(out, job.index).unlink(missing_ok=True)
+    files = ShardFiles(out, job.index)
+    started = time.perf_counter()
+    outcome = worker.run(job.payload, files)
+    seconds = {k: round(v, 4) for k, v in sorted(outcome.seconds.items())}
+    seconds["total"] = round(time.perf_counter() - started, 4)
+    sizes = {name: (out / name).stat().st_size for name in files.names if (out / name).exists()}
+    marker = {"stage": job.stage, "shard": job.index, "config": job.config_id, "key": job.key, "files": sizes,
+              "units": outcome.units, "records": outcome.records,
+              "counts": {k: dict(sorted(v.items())) for k, v in sorted(outcome.counts.items())},
+              "errors": outcome.errors, "seconds": seconds, "info": outcome.info}
+    with atomic_write(marker_path(out, job.index)) as f:
+        f.write(json.dumps(marker).encode() + b"\n")
+    return marker
+
+
+def safe_execute(worker: ShardWorker, job: ShardJob) -> dict[str, Any]:
+    """:func:`execute_shard`, with a failure returned as ``{"shard", "failed", "fatal"}`` instead of raised
+    (so that one broken shard does not take a process pool or a Ray dataset down)."""
+    try:
+        return execute_shard(worker, job)
+    except Exception as exc:  # noqa: BLE001 - reported to the driver, which decides
+        return {"shard": job.index, "failed": f"{type(exc).__name__}: {exc}",
+                "fatal": isinstance(exc, worker.fatal), "traceback": traceback.format_exc(limit=8)}
+
+
+_POOL_WORKER: ShardWorker | None = None
+_POOL_READY = False
+
+
+def _pool_init(worker: ShardWorker) -> None:
+    global _POOL_WORKER, _POOL_READY
+    _POOL_WORKER, _POOL_READY = worker, False
+
+
+def _pool_run(job: ShardJob) -> dict[str, Any]:
+    global _POOL_READY
+    assert _POOL_WORKER is not None
+    if not _POOL_READY:
+        try:
+            _POOL_WORKER.setup()
+        except Exception as exc:  # noqa: BLE001
+            return {"shard": job.index, "failed": f"{type(exc).__name__}: {exc}",
+                    "fatal": True, "traceback": traceback.format_exc(limit=8)}
+        _POOL_READY = True
+    return safe_execute(_POOL_WORKER, job)
+
+
+def run_local(worker: ShardWorker, jobs: Iterable[ShardJob], workers: int = 1) -> Iterator[dict[str, Any]]:
+    """Run ``jobs`` in this process (``workers == 1``) or a process pool; yields markers (or failures)
+    as shards finish. At most ``2 * workers`` jobs are submitted ahead."""
+    if workers <= 1:
+        worker.setup()
+        for job in jobs:
+            yield safe_execute(worker, job)
+        return
+    pending: set[Future[dict[str, Any]]] = set()
+    jobs = iter(jobs)
+    with ProcessPoolExecutor(max_workers=workers, initializer=_pool_init, initargs=(worker,)) as pool:
+        try:
+            for job in jobs:
+                pending.add(pool.submit(_pool_run, job))
+                if len(pending) >= 2 * workers:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        yield fut.result()
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+
+# --------------------------------------------------------------------------------------- the run
+def _valid(marker: Any, out: Path, config_id: str, key: str) -> bool:
+    if not isinstance(marker, dict) or marker.get("config") != config_id or marker.get("key") != key:
+        return False
+    files = marker.get("files")
+    if not isinstance(files, dict) or not files:
+        return False
+    for name, size in files.items():
+        try:
+            if (out / name).stat().st_size != size:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _check_manifest(out: Path, stage: Stage, config_id: str, overwrite: bool) -> None:
+    old = read_json(out / MANIFEST)
+    if old is None:
+        if (out / MANIFEST).exists() and not overwrite:
+            raise EngineError(f"{out / MANIFEST} is unreadable; use --overwrite to replace the run in {out}")
+        if any(out.glob(f"{SHARD_PREFIX}*.jsonl")) and not overwrite:
+            raise EngineError(f"{out} holds shards (part-*.jsonl) but no manifest.json; use --overwrite to replace "
+                              "them (or choose another output folder)")
+        return
+    if isinstance(old, dict) and old.get("stage") == stage.name and old.get("config_id") == config_id:
+        return
+    if not overwrite:
+        what = old.get("stage") if isinstance(old, dict) else "unknown"
+        changed = sorted(k for k, v in stage.identity().items() if not isinstance(old, dict) or old.get(k) != v)
+        detail = f" (differs: {', '.join(changed)})" if changed and what == stage.name else ""
+        raise EngineError(f"{out} holds a {what} run with another config{detail}; use --overwrite to replace it "
+                          "(or choose another output folder)")
+
+
+def _clean_temp_files(out: Path, options: EngineOptions) -> None:
+    for p in out.iterdir():
+        m = _TEMP_FILE.match(p.name)
+        if m and options.owns(int(m.group(1))):
+            p.unlink(missing_ok=True)
+            log.debug("removed %s (left by an interrupted run)", p.name)
+
+
+def _remove_stale_shards(out: Path, n_shards: int) -> None:
+    for p in sorted(out.iterdir()):
+        m = _SHARD_FILE.match(p.name)
+        if m and int(m.group(1)) >= n_shards and p.is_file():
+            p.unlink(missing_ok=True)
+            log.info("removed %s (left over from a larger earlier input)", p.name)
+
+
+def library_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    from .. import __version__
+
+    out = {"mmgen": __version__, "python": platform.python_version()}
+    for name in ("numpy", "orjson", "pillow"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def run_stage(stage: Stage, out: str | os.PathLike[str], options: EngineOptions | None = None) -> RunSummary:
+    """Run ``stage`` into ``out`` (see the module docstring); returns the summary (also in ``summary.json``)."""
+    options = options or EngineOptions()
+    out = Path(out)
+    started = time.perf_counter()
+    identity = stage.identity()
+    config_id = fingerprint({"stage": stage.name, **identity})
+    out.mkdir(parents=True, exist_ok=True)
+    _check_manifest(out, stage, config_id, options.overwrite)
+    t = time.perf_counter()
+    plan = stage.plan(out, options)
+    plan_seconds = {"plan": round(time.perf_counter() - t, 4), **{k: round(v, 4) for k, v in plan.seconds.items()}}
+    n = len(plan.shards)
+    if n > MAX_SHARDS_SORTED:
+        log.warning("%d shards: names beyond part-99999 do not sort in shard order; use a larger shard size", n)
+    _remove_stale_shards(out, n)
+    _clean_temp_files(out, options)
+    manifest = {"stage": stage.name, "config_id": config_id, **identity, **plan.manifest, "shards": n,
+                "versions": {**library_versions(), **stage.versions()}}
+    write_json(out / MANIFEST, manifest)
+
+    owned = [s for s in plan.shards if options.owns(s.index)]
+    if options.overwrite:
+        pending = owned
+    else:
+        pending = [s for s in owned if not _valid(read_json(marker_path(out, s.index)), out, config_id, s.key)]
+    resumed = len(owned) - len(pending)
+    if resumed:
+        log.info("%s: resuming: %d of %d shard(s) already complete, skipping them", stage.name, resumed, len(owned))
+    jobs = (ShardJob(str(out), stage.name, s.index, s.key, config_id, stage.payload(s)) for s in pending)
+    done_now, failed, units_now = _run_jobs(stage, jobs, pending, options)
+    summary = summarize(stage, out, plan, config_id, options, plan_seconds=plan_seconds, done_now=done_now,
+                        resumed=resumed, failed=failed, units_now=units_now,
+                        wall=time.perf_counter() - started)
+    return summary
+
+
+def _run_jobs(stage: Stage, jobs: Iterator[ShardJob], pending: list[ShardSpec], options: EngineOptions
+              ) -> tuple[int, list[int], int]:
+    """Run the pending shards with a progress bar; returns (shards done, shards failed, units done)."""
+    from tqdm import tqdm
+
+    from ..log import progress_enabled
+
+    if not pending:
+        return 0, [], 0
+    known = all(s.units is not None for s in pending)
+    total = sum(s.units or 0 for s in pending) if known else len(pending)
+    show = progress_enabled() if options.progress is None else options.progress
+    done, failed, units = 0, [], 0
+    if options.engine == "ray":
+        from ..ray_engine import run_ray
+
+        results = run_ray(stage, jobs, options)
+    else:
+        results = run_local(stage.worker(), jobs, options.workers)
+    with tqdm(total=total, unit=stage.unit if known else "shard", desc=stage.name, disable=not show,
+              dynamic_ncols=True) as bar, contextlib.closing(results):
+        for result in results:
+            if "failed" in result:
+                if result.get("fatal"):
+                    raise EngineError(f"{stage.name}: shard {result['shard']} failed: {result['failed']}")
+                failed.append(int(result["shard"]))
+                log.error("%s: shard %d failed (a rerun retries it): %s", stage.name, result["shard"], result["failed"])
+                log.debug("%s", result.get("traceback", ""))
+                bar.update(0)
+                continue
+            done += 1
+            units += int(result.get("units", 0))
+            bar.update(int(result.get("units", 0)) if known else 1)
+            bar.set_postfix(records=result.get("records"), refresh=False)
+            log.debug("%s: shard %d done: %d %s(s), %d record(s), %d skipped", stage.name, result["shard"],
+                      result.get("units", 0), stage.unit, result.get("records", 0), len(result.get("errors", ())))
+    return done, failed, units
+
+
+# --------------------------------------------------------------------------------------- summary
+class RunSummary(Mapping[str, Any]):
+    """The summary of a run (what ``summary.json`` holds), readable as a mapping or by attribute."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["data"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def per_program(self) -> Counter:
+        return Counter(self.data.get("per_program", {}))
+
+    @property
+    def notes(self) -> Counter:
+        return Counter(self.data.get("skipped_and_abstained", {}))
+
+    @property
+    def shards_skipped(self) -> int:
+        """Shards already complete before this run (kept for the pre-engine API)."""
+        return int(self.data.get("shards_resumed", 0))
+
+    @property
+    def bad_inputs(self) -> int:
+        """Skipped inputs other than exact duplicates (what ``--strict`` fails on)."""
+        return sum(v for k, v in self.data.get("skipped", {}).items() if k != DUPLICATE)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+def summarize(stage: Stage, out: Path, plan: Plan, config_id: str, options: EngineOptions, *,
+              plan_seconds: Mapping[str, float] | None = None, done_now: int = 0, resumed: int = 0,
+              failed: Iterable[int] = (), units_now: int = 0, wall: float = 0.0) -> RunSummary:
+    """Sum the markers of every complete shard into ``summary.json`` and ``errors.jsonl``."""
+    units = records = complete = 0
+    counts: dict[str, Counter] = {}
+    skipped: Counter = Counter()
+    seconds: Counter = Counter()
+    missing: list[int] = []
+    info: dict[str, Any] | None = None
+    with atomic_write(out / ERRORS) as errors_out:
+        for err in stage.plan_errors(out):
+            skipped[err.get("kind") or "error"] += 1
+            errors_out.write(dumps(err))
+        for spec in plan.shards:
+            marker = read_json(marker_path(out, spec.index))
+            if not _valid(marker, out, config_id, spec.key):
+                missing.append(spec.index)
+                continue
+            complete += 1
+            if info is None:
+                info = marker.get("info") or {}
+            units += int(marker.get("units", 0))
+            records += int(marker.get("records", 0))
+            for name, counter in (marker.get("counts") or {}).items():
+                counts.setdefault(name, Counter()).update(counter)
+            for err in marker.get("errors") or ():
+                skipped[err.get("kind") or "error"] += 1
+                errors_out.write(dumps(err))
+            seconds.update(marker.get("seconds") or {})
+    totals: dict[str, Any] = {"units": units, "records": records, "counts": counts, "plan": plan.counts,
+                              "info": info or {}}
+    data: dict[str, Any] = {
+        "stage": stage.name,
+        "complete": not missing,
+        "shards": len(plan.shards),
+        "shards_done": done_now,
+        "shards_resumed": resumed,
+        "shards_failed": sorted(failed),
+        "shards_missing": len(missing),
+        "rank": options.rank,
+        "world_size": options.world_size,
+        stage.unit + "s" if stage.unit != "shard" else "units": units,
+        **stage.summary_fields(totals),
+        "records": records,
+        "skipped": dict(sorted(skipped.items())),
+        "errors": sum(skipped.values()),
+        "counts": {k: dict(sorted(v.items())) for k, v in sorted(counts.items())},
+        "plan": plan.counts,
+        "seconds": {**(plan_seconds or {}), **{f"shards.{k}": round(v, 3) for k, v in sorted(seconds.items())}},
+        "this_run": {"wall_seconds": round(wall, 3), "shards_done": done_now, stage.unit + "s": units_now,
+                     "per_second": round(units_now / wall, 2) if wall > 0 else None,
+                     "engine": options.engine, "workers": options.workers},
+    }
+    if missing and len(missing) <= 20:
+        data["missing"] = missing
+    write_json(out / SUMMARY, data)
+    summary = RunSummary(data)
+    _log_summary(stage, summary, out)
+    return summary
+
+
+def _log_summary(stage: Stage, s: RunSummary, out: Path) -> None:
+    skipped = ", ".join(f"{k} {v}" for k, v in s["skipped"].items())
+    unit_key = stage.unit + "s" if stage.unit != "shard" else "units"
+    this = s["this_run"]
+    rate = f", {this['per_second']:g} {stage.unit}s/s" if this.get("per_second") else ""
+    log.info("%s: %d %s(s) -> %d record(s)%s; %d shard(s): %d done now, %d already complete, %d missing "
+             "(%.1f s%s) -> %s", stage.name, s[unit_key], stage.unit, s["records"],
+             f"; {s['errors']} skipped ({skipped}, see {out / ERRORS})" if s["errors"] else "", s["shards"],
+             s["shards_done"], s["shards_resumed"], s["shards_missing"], this["wall_seconds"], rate, out)
+    if s["shards_failed"]:
+        log.error("%s: %d shard(s) failed; rerun the same command to retry them", stage.name, len(s["shards_failed"]))
