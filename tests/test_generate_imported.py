@@ -58,3 +58,26 @@ def test_verify_catches_a_tampered_answer(tmp_path):
     res = runner.invoke(main, ["verify", str(tmp_path / "qa"), "--scene-graphs", str(tmp_path / "sg")])
     assert res.exit_code == 1
     assert counted["id"] in res.output
+
+
+def test_verify_accepts_curated_output_as_an_ordered_subset(tmp_path):
+    """Curation drops records; what it keeps must still verify, and a changed kept record must not."""
+    from mmgen.verify import verify
+
+    runner = CliRunner()
+    assets = "assets/scene_graphs"
+    assert runner.invoke(main, ["generate", assets, "-o", str(tmp_path / "qa"), "--per-image", "3"]).exit_code == 0
+    res = runner.invoke(main, ["curate", str(tmp_path / "qa"), "-o", str(tmp_path / "cur")])
+    assert res.exit_code == 0, res.output
+    kept = [json.loads(line) for p in sorted((tmp_path / "cur").glob("part-*.jsonl"))
+            for line in p.read_text().splitlines()]
+    dropped = (tmp_path / "cur" / "dropped.jsonl").read_text().splitlines()
+    assert kept and dropped, "the sample should keep some records and drop some"
+    report = verify(tmp_path / "cur", assets)
+    assert report.ok, report.problems[:5]
+    assert report.checked == len(kept)
+    shard = sorted((tmp_path / "cur").glob("part-*.jsonl"))[0]
+    records = [json.loads(line) for line in shard.read_text().splitlines()]
+    records[0]["question"] += " Really?"
+    shard.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert not verify(tmp_path / "cur", assets).ok

@@ -74,13 +74,21 @@ def test_evolved_records_carry_lineage_and_verify_is_not_fooled(qa_dir: Path, tm
     # requests: a rewrite per record, an elimination per rewrite that passed the guard
     guarded = [d for d in read(tmp_path / "evo" / "dropped.jsonl") if d["filter"] == "guard"]
     assert kinds["evolved_record"] == len(inputs) and kinds["elimination"] == len(inputs) - len(guarded)
-    # verify flags exactly the (image, program) groups holding evolved records
+    # verify checks every plan and answer, regenerates the untouched records, and counts the evolved ones
     result = CliRunner().invoke(main, ["verify", str(tmp_path / "evo"), "--scene-graphs", str(ASSETS),
                                        "--show", "1000"])
-    assert result.exit_code == 1
-    flagged = {(line.split(",")[0].removeprefix("image "), line.split("program ")[1].split(":")[0])
-               for line in result.output.splitlines() if line.startswith("image ")}
-    assert flagged == {(r["images"][0], r["program"]) for r in evolved}
+    assert result.exit_code == 0, result.output
+    assert f"{len(evolved)} evolved record(s)" in result.output
+    from mmgen.verify import verify
+
+    report = verify(tmp_path / "evo", ASSETS)
+    assert report.ok and report.not_rederivable == len(evolved)
+    tampered = read(tmp_path / "evo" / "part-00000.jsonl")
+    victim = next(r for r in tampered if "evolved" in r)
+    victim["plan"] = {"label": "no such thing"}
+    (tmp_path / "evo" / "part-00000.jsonl").write_text("".join(json.dumps(r) + "\n" for r in tampered))
+    report = verify(tmp_path / "evo", ASSETS)
+    assert [p for p in report.problems if p.startswith(victim["id"])], report.problems  # not fooled
     summary = json.loads((tmp_path / "evo" / "summary.json").read_text())
     assert summary["inputs"] == len(inputs) and summary["evolved"] == len(evolved)
     assert summary["llm_this_run"]["requests"] == len(srv.requests)

@@ -26,6 +26,9 @@ def command(qa: Path, sg: Path, show: int) -> None:
     report = verify(qa, sg)
     for line in report.problems[:show]:
         click.echo(line)
+    if report.not_rederivable:
+        log.info("%d evolved record(s): plan and answer checked; their rewritten text cannot be regenerated",
+                 report.not_rederivable)
     if report.ok:
         log.info("verified %d QA records: all answers follow from their scene graphs", report.checked)
         return
