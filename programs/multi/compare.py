@@ -8,6 +8,7 @@ replaces one with a value that is false for its image.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import combinations
 from typing import Any
 
@@ -54,6 +55,22 @@ def pairs(views: Views, salt: str) -> list[list[int]]:
     return hashed(views, salt, every, key=lambda p: f"{p[0]}-{p[1]}")[:MAX_PAIRS]
 
 
+def first_pair_per_key(program: Program, views: Views, keys: list[tuple[str, str]],
+                       plan_for: Callable[[tuple[str, str], list[int]], Plan]) -> list[tuple[Plan, Any]]:
+    """For each key (in a per-set order), the first image pair with an answer: one pair per key keeps a
+    set's questions varied. At most :data:`MAX_PLANS` solved plans."""
+    out: list[tuple[Plan, Any]] = []
+    for key in hashed(views, program.id, keys, key=lambda k: "|".join(k)):
+        for pair in pairs(views, f"{program.id}|{'|'.join(key)}"):
+            plan = plan_for(key, pair)
+            if (value := program.solve(views, plan)) is not None:
+                out.append((plan, value))
+                break
+        if len(out) >= MAX_PLANS:
+            break
+    return out
+
+
 def per_image(values: dict[int, str]) -> str:
     """``{1: "red", 3: "blue"}`` -> ``Image 1: red; Image 3: blue``."""
     return "; ".join(f"{image_name(k)}: {v}" for k, v in sorted(values.items()))
@@ -78,16 +95,7 @@ class CompareAttribute(Program):
 
     def solved_candidates(self, views: Views) -> list[tuple[Plan, Any]]:
         keys = sorted({(lbl, c) for lbl, c, _ in attribute_triples(views)})
-        out = []
-        for lbl, c in hashed(views, self.id, keys, key=lambda k: "|".join(k)):
-            for pair in pairs(views, f"{self.id}|{lbl}|{c}"):
-                plan = {"label": lbl, "category": c, "images": pair}
-                if (value := self.solve(views, plan)) is not None:
-                    out.append((plan, value))
-                    break  # one pair per category keeps the set's questions varied
-            if len(out) >= MAX_PLANS:
-                break
-        return out
+        return first_pair_per_key(self, views, keys, lambda k, pair: {"label": k[0], "category": k[1], "images": pair})
 
     def solve(self, views: Views, plan: Plan) -> Any:
         pair = pair_of(views, plan)
@@ -141,16 +149,7 @@ class CompareRelation(Program):
 
     def solved_candidates(self, views: Views) -> list[tuple[Plan, Any]]:
         keys = sorted({(s, o) for s, _, o in relation_triples(views)})
-        out = []
-        for s, o in hashed(views, self.id, keys, key=lambda k: "|".join(k)):
-            for pair in pairs(views, f"{self.id}|{s}|{o}"):
-                plan = {"subject": s, "object": o, "images": pair}
-                if (value := self.solve(views, plan)) is not None:
-                    out.append((plan, value))
-                    break
-            if len(out) >= MAX_PLANS:
-                break
-        return out
+        return first_pair_per_key(self, views, keys, lambda k, pair: {"subject": k[0], "object": k[1], "images": pair})
 
     def _parts(self, views: Views, plan: Plan, k: int) -> tuple[Any, Any, str] | None:
         v = views[k - 1]
