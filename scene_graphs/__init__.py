@@ -15,6 +15,7 @@ from .model import (
     Mask,
     Object,
     Relation,
+    Search,
     SceneGraph,
     TextRegion,
     ValidationError,
@@ -24,7 +25,7 @@ from .schema import schema, validate_against_schema
 
 __all__ = [
     "ATTRIBUTE_CATEGORIES", "FIELDS", "SCHEMA_VERSION", "Attribute", "Box", "DepthMap", "Mask", "Object",
-    "RecordError", "Relation", "SceneGraph", "TextRegion", "ValidationError", "atomic_write", "file_sha256",
+    "RecordError", "Relation", "SceneGraph", "Search", "TextRegion", "ValidationError", "atomic_write", "file_sha256",
     "image_id", "infer_fields", "iter_graphs", "read_graphs", "read_jsonl", "relative_key", "schema",
     "validate_against_schema", "write_graphs", "write_jsonl",
 ]

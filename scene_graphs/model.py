@@ -10,7 +10,10 @@ Serialized form (one JSON object per graph, see ``schema/scene_graph.schema.json
     {"version": 1, "image_id": ..., "path": ..., "width": ..., "height": ..., "sha256": ...,
      "fields": [...], "objects": [...], "relations": [...], "text": [...],
      "depth": {"key": ..., "larger_is_nearer": ..., "height": ..., "width": ...} | null,
-     "provenance": {...}, "meta": {...}}
+     "provenance": {...}, "meta": {...},
+     "evidence": [{"annotator", "vocabulary", "threshold", "floor", "best_below", "count_below"}, ...]}
+
+``evidence`` (what each annotator searched for, see :class:`Search`) is written only when recorded.
 
 Depth arrays never go into the JSON: :mod:`scene_graphs.io` stores them beside the shard in an
 ``.npz`` (loaded with ``allow_pickle=False``).
@@ -388,6 +391,63 @@ class TextRegion:
 
 
 @dataclass(frozen=True, eq=False)
+class Search:
+    """What one annotator looked for in the image: the evidence behind "there is no X".
+
+    ``vocabulary`` is every label the annotator can report; it reports an object when its score is at
+    least ``threshold``. Candidates it saw with ``floor <= score < threshold`` and did not report (after
+    discarding those overlapping a reported object of the same label) are summarised per label in
+    ``best_below`` (best score) and ``count_below`` (how many). A label in the vocabulary with no object
+    and no entry in ``best_below`` was looked for and not seen even faintly: absence has evidence. A
+    label outside every vocabulary could not have been seen. Graphs without searches (imports, older
+    graphs) carry no evidence either way.
+    """
+
+    annotator: str
+    vocabulary: tuple[str, ...]
+    threshold: float
+    floor: float = 0.05
+    best_below: Mapping[str, float] = field(default_factory=dict)
+    count_below: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_text(self.annotator, "annotator")
+        if isinstance(self.vocabulary, str) or not isinstance(self.vocabulary, Iterable):
+            raise ValidationError(f"must be a list of labels, got {self.vocabulary!r}", "vocabulary")
+        vocab = tuple(sorted({_check_text(v, f"vocabulary[{i}]") for i, v in enumerate(self.vocabulary)}))
+        object.__setattr__(self, "vocabulary", vocab)
+        object.__setattr__(self, "threshold", _check_score(self.threshold, "threshold"))
+        object.__setattr__(self, "floor", _check_score(self.floor, "floor"))
+        if self.floor > self.threshold:
+            raise ValidationError(f"floor {self.floor} is above threshold {self.threshold}", "floor")
+        for name in ("best_below", "count_below"):
+            if not isinstance(getattr(self, name), Mapping):
+                raise ValidationError(f"must be a mapping of label to value, got {getattr(self, name)!r}", name)
+        best = {}
+        for label, score in sorted(self.best_below.items()):
+            score = _check_score(score, f"best_below.{label}")
+            if label not in vocab:
+                raise ValidationError(f"label {label!r} is not in the vocabulary", f"best_below.{label}")
+            if not (self.floor <= score < self.threshold + 1e-9):
+                raise ValidationError(f"score {score} is outside [floor, threshold)", f"best_below.{label}")
+            best[label] = score
+        counts = {}
+        for label, n in sorted(self.count_below.items()):
+            if not _is_int(n) or n < 1 or label not in best:
+                raise ValidationError(f"must be a positive count for a label in best_below, got {n!r}",
+                                      f"count_below.{label}")
+            counts[label] = int(n)
+        for label in best:
+            counts.setdefault(label, 1)
+        object.__setattr__(self, "best_below", best)
+        object.__setattr__(self, "count_below", counts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"annotator": self.annotator, "vocabulary": list(self.vocabulary), "threshold": self.threshold,
+                "floor": self.floor, "best_below": dict(self.best_below), "count_below": dict(self.count_below)}
+
+
+@dataclass(frozen=True, eq=False)
 class DepthMap:
     """A dense depth map (float32, any resolution; it is stretched over the whole image).
 
@@ -471,6 +531,8 @@ class SceneGraph:
     fields: frozenset[str] = frozenset()
     provenance: Mapping[str, Any] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
+    evidence: tuple[Search, ...] = ()
+    """What the annotators searched for (empty: unknown, e.g. imported graphs). See :class:`Search`."""
 
     def __post_init__(self) -> None:
         _check_text(self.image_id, "image_id")
@@ -483,7 +545,7 @@ class SceneGraph:
         for name in ("provenance", "meta"):
             if not isinstance(getattr(self, name), Mapping):
                 raise ValidationError(f"must be a mapping, got {type(getattr(self, name)).__name__}", name)
-        for name in ("objects", "relations", "text"):
+        for name in ("objects", "relations", "text", "evidence"):
             if not isinstance(getattr(self, name), tuple):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         names = tuple(self.fields) if isinstance(self.fields, Iterable) and not isinstance(self.fields, str) else None
@@ -499,6 +561,9 @@ class SceneGraph:
         if self.depth is not None and not isinstance(self.depth, DepthMap):
             raise ValidationError(f"must be a DepthMap, got {type(self.depth).__name__}", "depth")
         self._validate_objects()
+        for i, e in enumerate(self.evidence):
+            if not isinstance(e, Search):
+                raise ValidationError(f"must be a Search, got {type(e).__name__}", f"evidence[{i}]")
         ids = {o.id for o in self.objects}
         triples: set[tuple[str, str, str]] = set()
         for i, r in enumerate(self.relations):
@@ -569,6 +634,25 @@ class SceneGraph:
             g.add_edge(r.subject, r.object, key=r.predicate, predicate=r.predicate, score=r.score, source=r.source)
         return networkx.freeze(g)
 
+    # ----------------------------------------------------------------- evidence of absence
+    def searched_for(self, label: str) -> bool:
+        """Whether some annotator of this graph could have reported ``label``."""
+        return any(label in s.vocabulary for s in self.evidence)
+
+    def faint_count(self, label: str) -> int:
+        """Unreported candidates of ``label`` that annotators saw below their threshold (0 when none or unknown)."""
+        return max((s.count_below.get(label, 0) for s in self.evidence), default=0)
+
+    def confirms_absent(self, label: str, floor: float | None = None) -> bool:
+        """True only when ``label`` was searched for, no object carries it, and no annotator that searched for
+        it saw a candidate scoring ``floor`` or more (default: anything it recorded). Without evidence: False."""
+        if label in self.objects_by_label:
+            return False
+        looked = [s for s in self.evidence if label in s.vocabulary]
+        if not looked:
+            return False
+        return all(s.best_below.get(label, 0.0) < (s.floor if floor is None else floor) for s in looked)
+
     def has(self, *names: str) -> bool:
         """Whether every named field was annotated (``graph.has("objects", "depth")``)."""
         return all(n in self.fields for n in names)
@@ -594,6 +678,7 @@ class SceneGraph:
             "depth": None if self.depth is None else self.depth.header(depth_key or self.image_id),
             "provenance": dict(self.provenance),
             "meta": dict(self.meta),
+            **({"evidence": [e.to_dict() for e in self.evidence]} if self.evidence else {}),
         }
 
     @classmethod
@@ -638,13 +723,14 @@ def _list_or_none(value: Any, where: str) -> list:
 
 
 _GRAPH_KEYS = ("version", "image_id", "path", "width", "height", "sha256", "fields", "objects", "relations", "text",
-               "depth", "provenance", "meta")
+               "depth", "provenance", "meta", "evidence")
 _OBJECT_KEYS = ("id", "label", "box", "score", "mask", "attributes", "depth", "synset")
 _ATTRIBUTE_KEYS = ("name", "category", "score")
 _RELATION_KEYS = ("subject", "predicate", "object", "score", "source")
 _TEXT_KEYS = ("id", "text", "box", "score", "object")
 _MASK_KEYS = ("size", "counts")
 _DEPTH_KEYS = ("key", "larger_is_nearer", "height", "width")
+_SEARCH_KEYS = ("annotator", "vocabulary", "threshold", "floor", "best_below", "count_below")
 
 
 def _at(where: str, fn, *args):  # type: ignore[no-untyped-def]
@@ -690,6 +776,13 @@ def _text_from(d: Mapping[str, Any]) -> TextRegion:
     box = _at("box", Box.from_list, _req(d, "box", ""))
     _known_keys(d, _TEXT_KEYS, "")
     return TextRegion(_req(d, "id", ""), _req(d, "text", ""), box, d.get("score", 1.0), d.get("object"))
+
+
+def _search_from(d: Mapping[str, Any]) -> Search:
+    annotator = _req(d, "annotator", "")
+    _known_keys(d, _SEARCH_KEYS, "")
+    return Search(annotator, _list_or_none(_req(d, "vocabulary", ""), "vocabulary"), _req(d, "threshold", ""),
+                  d.get("floor", 0.05), d.get("best_below") or {}, d.get("count_below") or {})
 
 
 def _list_of(data: Mapping[str, Any], key: str, parse) -> tuple:  # type: ignore[no-untyped-def]
@@ -738,6 +831,7 @@ def _graph_from_dict(data: Mapping[str, Any], depth: DepthMap | None) -> SceneGr
         fields=fields_,
         provenance=dict(data.get("provenance") or {}),
         meta=dict(data.get("meta") or {}),
+        evidence=_list_of(data, "evidence", _search_from),
     )
 
 
