@@ -11,6 +11,17 @@
   drops the duplicate "truck" that YOLO sometimes puts on a bus). Then boxes scoring under ``conf``
   are dropped, the best ``max_objects`` kept, boxes are clipped to the image and those thinner than
   ``min_side`` pixels dropped.
+* **Test-time augmentation** (``flip``, on by default): each model also sees the image mirrored left to
+  right, its boxes mirrored back. The two views are fused per label (:func:`fuse_views`): a box of one
+  view pairs with the same-label box of the other view of highest IoU (at least ``view_iou``, one to
+  one, best scores first); the fused score is the *mean over the views*, a view that did not see the
+  object counting 0, and the box is the score-weighted mean. So an object only one view sees keeps at
+  most half its score: agreement comes before confidence (the segmenter adds its own view, see
+  :mod:`.segment`). The views used are listed in the provenance (``views``).
+* **Evidence** (:mod:`.evidence`): the models return candidates down to ``floor`` (0.05); after fusing,
+  those under ``conf`` that are not a reported object seen again are summarised per label in the
+  graph's ``evidence`` (a :class:`~scene_graphs.model.Search` named ``detect`` whose vocabulary is
+  every class the models can report).
 * Images go to Ultralytics as BGR arrays of the EXIF-oriented frame, so the boxes it returns are
   already in the original image frame (Ultralytics undoes its own letterboxing).
 
@@ -30,6 +41,7 @@ import numpy as np
 from ..model import Box, Object, SceneGraph
 from ._ultralytics import load_yolo, ultralytics_device, weights_path
 from .base import Annotator, AnnotatorError
+from .evidence import FLOOR, search_record
 from .images import ImageItem
 from .weights import MissingWeightsError
 
@@ -69,6 +81,45 @@ def read_vocabulary(value: str | Sequence[str]) -> list[str]:
     return list(seen)
 
 
+def fuse_views(views: Sequence[Sequence[Detection]], view_iou: float = 0.5) -> list[Detection]:
+    """Candidates of several views of one image fused per label: see the module docstring."""
+    n = len(views)
+    if n <= 1:
+        return list(views[0]) if views else []
+    groups: list[list[Detection | None]] = []
+    for vi, view in enumerate(views):
+        for d in sorted(view, key=lambda d: (-d.score, d.box, d.label)):
+            best, best_iou = None, view_iou
+            for g in groups:
+                if g[vi] is not None:
+                    continue
+                first = next(x for x in g if x is not None)
+                if first.label != d.label:
+                    continue
+                v = _box_iou(first.box, d.box)
+                if v >= best_iou:
+                    best, best_iou = g, v
+            if best is None:
+                best = [None] * n
+                groups.append(best)
+            best[vi] = d
+    fused = []
+    for g in groups:
+        seen = [d for d in g if d is not None]
+        total = sum(d.score for d in seen)
+        box = tuple(sum(d.box[k] * d.score for d in seen) / total if total > 0 else seen[0].box[k] for k in range(4))
+        fused.append(Detection(box, total / n, seen[0].label, seen[0].model))  # type: ignore[arg-type]
+    return fused
+
+
+def _box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
 def merge_detections(candidates: Sequence[Detection], width: int, height: int, *, nms_iou: float, conf: float,
                      max_objects: int, min_side: float) -> list[Object]:
     """Class-agnostic NMS over all candidates, score threshold, top-k, clipping; objects with ids."""
@@ -98,14 +149,17 @@ def _ordered(b: Sequence[float]) -> tuple[float, float, float, float]:
     return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
 
 
-def detections_from_result(result: Any, model: str) -> list[Detection]:
-    """Candidates from one Ultralytics ``Results``."""
+def detections_from_result(result: Any, model: str, mirrored_width: int | None = None) -> list[Detection]:
+    """Candidates from one Ultralytics ``Results`` (of the mirrored image when ``mirrored_width`` is given:
+    boxes are mirrored back into the original frame)."""
     boxes = result.boxes
     if boxes is None or len(boxes) == 0:
         return []
     xyxy = boxes.xyxy.cpu().numpy().astype(np.float64)
     conf = boxes.conf.cpu().numpy().astype(np.float64)
     cls = boxes.cls.cpu().numpy().astype(int)
+    if mirrored_width is not None:
+        xyxy = np.stack([mirrored_width - xyxy[:, 2], xyxy[:, 1], mirrored_width - xyxy[:, 0], xyxy[:, 3]], axis=1)
     names = result.names
     out = []
     for b, s, c in zip(xyxy, conf, cls):
@@ -132,6 +186,9 @@ class Detector(Annotator):
         "max_objects": 50,
         "imgsz": 640,
         "min_side": 2.0,
+        "floor": FLOOR,
+        "flip": True,
+        "view_iou": 0.5,
     }
 
     def model_names(self) -> list[str]:
@@ -167,25 +224,49 @@ class Detector(Annotator):
             log.warning("open_vocab=%s is set but no vocabulary was given; it will not run", ov)
         self._device = ultralytics_device(device)
 
+    @property
+    def views(self) -> tuple[str, ...]:
+        """The views each model sees (``image``, and ``flip`` when test-time augmentation is on)."""
+        return ("image", "flip") if self.options["flip"] else ("image",)
+
+    def provenance(self) -> dict[str, Any]:
+        prov = super().provenance()
+        prov["views"] = list(self.views)
+        return prov
+
     def detect(self, batch: Sequence[ImageItem]) -> list[list[Detection]]:
-        """Candidates of every model for each image (before merging)."""
+        """Fused candidates of every model for each image (before merging), down to ``floor``."""
         found: list[list[Detection]] = [[] for _ in batch]
-        frames = [item.bgr for item in batch]
+        self.vocabularies: list[set[str]] = [set() for _ in batch]
+        floor = min(self.options["floor"], self.options["conf"])
         for name, model, kw in self.models:
-            results = model.predict(frames, conf=self.options["conf"], imgsz=self.options["imgsz"],
-                                    max_det=max(self.options["max_objects"] * 2, 100), device=self._device,
-                                    verbose=False, **kw)
-            for i, r in enumerate(results):
-                found[i].extend(detections_from_result(r, name))
+            per_view: list[list[list[Detection]]] = [[] for _ in batch]
+            for view in self.views:
+                if view == "flip":
+                    frames = [np.ascontiguousarray(item.bgr[:, ::-1]) for item in batch]
+                else:
+                    frames = [item.bgr for item in batch]
+                results = model.predict(frames, conf=floor, imgsz=self.options["imgsz"], max_det=300,
+                                        device=self._device, verbose=False, **kw)
+                for i, (item, r) in enumerate(zip(batch, results)):
+                    self.vocabularies[i].update(str(v) for v in r.names.values())
+                    per_view[i].append(detections_from_result(r, name, item.width if view == "flip" else None))
+            for i, views in enumerate(per_view):
+                found[i].extend(d for d in fuse_views(views, self.options["view_iou"]) if d.score >= floor)
         return found
 
     def process(self, batch: Sequence[ImageItem], graphs: Sequence[SceneGraph]) -> list[SceneGraph]:
         out = []
-        for item, graph, cands in zip(batch, graphs, self.detect(batch)):
+        found = self.detect(batch)
+        for item, graph, cands, vocabulary in zip(batch, graphs, found, self.vocabularies):
             if graph.objects:
                 raise AnnotatorError(f"stage 'detect': graph {graph.image_id} already has objects")
             objects = merge_detections(cands, item.width, item.height, nms_iou=self.options["nms_iou"],
                                        conf=self.options["conf"], max_objects=self.options["max_objects"],
                                        min_side=self.options["min_side"])
-            out.append(self.stamp(graph, objects=tuple(objects)))
+            boxes = [(d.label, Box(*_ordered(d.box)), d.score) for d in cands]
+            search = search_record(self.name, vocabulary, self.options["conf"], boxes, objects,
+                                   min(self.options["floor"], self.options["conf"]))
+            evidence = tuple(e for e in graph.evidence if e.annotator != self.name) + (search,)
+            out.append(self.stamp(graph, objects=tuple(objects), evidence=evidence))
         return out

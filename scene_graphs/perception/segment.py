@@ -17,6 +17,15 @@ mask and box must describe the same thing. A mask left empty by that is no mask.
 With ``yolo11n-seg``, objects left without a mask are prompted to SAM (``sam``, default
 ``mobile_sam``) when that model's weights are present; when they are not, those objects keep no mask.
 The ``masks`` field is listed once the stage has run (it looked), even when some objects have none.
+
+**Agreement** (``agreement``, on by default with ``yolo11n-seg``): the segmenter is a second network
+that also names what it finds, so it is one more view of each object. The segmenter runs with
+``conf=floor`` (0.05); an object's segmenter score is the best score of an instance *of the same
+label* whose box has IoU >= ``agree_iou`` (0.5) with the object's (0 when none). The object's score
+becomes the mean over all views, ``(score * n + seg_score) / (n + 1)``, where ``n`` is the number of
+views the detector already averaged (its provenance ``views``; 1 when unknown). An object the segmenter
+does not confirm so keeps a lower score; object ids and order are left as the detector gave them.
+Only instances scoring at least ``conf`` give masks.
 """
 
 from __future__ import annotations
@@ -92,6 +101,9 @@ class Segmenter(Annotator):
         "match_iou": 0.5,
         "box_margin": 0.05,
         "imgsz": 640,
+        "agreement": True,
+        "floor": 0.05,
+        "agree_iou": 0.5,
     }
 
     def model_names(self) -> list[str]:
@@ -142,20 +154,38 @@ class Segmenter(Annotator):
 
     # ------------------------------------------------------------------ running
     def _yolo_masks(self, batch: Sequence[ImageItem]) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        """Per image: instance boxes (M x 4) and masks (M x H x W bool, original resolution)."""
-        results = self.seg_model.predict([it.bgr for it in batch], conf=self.options["conf"], iou=self.options["iou"],
+        """Per image: instance boxes (M x 4) and masks (M x H x W bool, original resolution) of the
+        instances scoring at least ``conf``; the labelled candidates down to ``floor`` go to
+        :attr:`candidates` (for agreement)."""
+        conf = self.options["conf"]
+        floor = min(self.options["floor"], conf) if self.options["agreement"] else conf
+        results = self.seg_model.predict([it.bgr for it in batch], conf=floor, iou=self.options["iou"],
                                          imgsz=self.options["imgsz"], retina_masks=True, device=self._device,
-                                         verbose=False)
+                                         verbose=False, max_det=100)
         out = []
+        self.candidates: list[list[tuple[str, Box, float]]] = []
         for item, r in zip(batch, results):
             if r.boxes is None or len(r.boxes) == 0 or r.masks is None:
                 out.append((np.zeros((0, 4)), None))
+                self.candidates.append([])
                 continue
-            masks = r.masks.data.cpu().numpy() > 0.5
+            boxes = r.boxes.xyxy.cpu().numpy().astype(np.float64)
+            scores = r.boxes.conf.cpu().numpy().astype(np.float64)
+            labels = [str(r.names[int(c)]) for c in r.boxes.cls.cpu().numpy()]
+            self.candidates.append([(lab, Box(*map(float, b)), float(sc)) for lab, b, sc in zip(labels, boxes, scores)])
+            keep = scores >= conf
+            masks = r.masks.data.cpu().numpy()[keep] > 0.5
             if masks.shape[1:] != (item.height, item.width):  # defensive: retina masks are full size
                 masks = _resize_masks(masks, item.height, item.width)
-            out.append((r.boxes.xyxy.cpu().numpy().astype(np.float64), masks))
+            out.append((boxes[keep], masks))
         return out
+
+    def agreed_score(self, graph: SceneGraph, obj: Any, candidates: Sequence[tuple[str, Box, float]]) -> float:
+        """``obj``'s score with the segmenter as one more view (module docstring)."""
+        seg = max((s for lab, b, s in candidates if lab == obj.label and b.iou(obj.box) >= self.options["agree_iou"]),
+                  default=0.0)
+        views = len(graph.provenance.get("stages", {}).get("detect", {}).get("views", ())) or 1
+        return round(min(1.0, (obj.score * views + seg) / (views + 1)), 6)
 
     def _sam_masks(self, item: ImageItem, boxes: list[Box]) -> list[Mask | None]:
         if not boxes:
@@ -172,8 +202,9 @@ class Segmenter(Annotator):
 
     def process(self, batch: Sequence[ImageItem], graphs: Sequence[SceneGraph]) -> list[SceneGraph]:
         per_image = self._yolo_masks(batch) if self.seg_model is not None else [None] * len(batch)
+        agree = self.seg_model is not None and self.options["agreement"]
         out = []
-        for item, graph, found in zip(batch, graphs, per_image):
+        for gi, (item, graph, found) in enumerate(zip(batch, graphs, per_image)):
             masks: dict[int, Mask | None] = {}
             if found is not None:
                 inst_boxes, inst_masks = found
@@ -185,6 +216,8 @@ class Segmenter(Annotator):
                 for i, m in zip(missing, self._sam_masks(item, [graph.objects[i].box for i in missing])):
                     masks[i] = m
             objects = tuple(o if masks.get(i) is None else _with_mask(o, masks[i]) for i, o in enumerate(graph.objects))
+            if agree:
+                objects = tuple(_with_score(o, self.agreed_score(graph, o, self.candidates[gi])) for o in objects)
             out.append(self.stamp(graph, objects=objects))
         return out
 
@@ -193,6 +226,12 @@ def _with_mask(obj: Any, mask: Mask | None) -> Any:
     from dataclasses import replace
 
     return replace(obj, mask=mask)
+
+
+def _with_score(obj: Any, score: float) -> Any:
+    from dataclasses import replace
+
+    return replace(obj, score=score)
 
 
 def _resize_masks(masks: np.ndarray, height: int, width: int) -> np.ndarray:

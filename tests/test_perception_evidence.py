@@ -1,0 +1,117 @@
+"""Evidence and agreement: what the detector searched for, faint candidates, flip and segmenter views.
+
+Real-weight tests run the bundled photos through YOLO11n (INT8) and YOLO11n-seg from $MMGEN_WEIGHTS_DIR.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from scene_graphs.model import Box, Object, SceneGraph
+from scene_graphs.perception.detect import Detection, fuse_views
+from scene_graphs.perception.evidence import faint_candidates, search_record
+from scene_graphs.perception.images import load_image
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ROOT / "assets" / "images"
+SHARED = Path(os.environ.get("MMGEN_WEIGHTS_DIR", "/nonexistent"))
+HAVE = all((SHARED / f).is_file() for f in ("yolo11n_int8.tflite", "yolo11n-seg_full_integer_quant.tflite"))
+needs_weights = pytest.mark.skipif(not HAVE, reason="MMGEN_WEIGHTS_DIR does not hold the YOLO11n TFLite files")
+
+
+def cup(box=(10, 10, 30, 30), score=0.8, oid="0") -> Object:
+    return Object(oid, "cup", Box(*box), score)
+
+
+# ---------------------------------------------------------------- synthetic: evidence
+def test_faint_candidate_on_a_reported_object_of_the_same_label_is_not_evidence() -> None:
+    reported = [cup()]
+    cands = [("cup", Box(11, 10, 30, 30), 0.2),      # the reported cup seen again: left out
+             ("cup", Box(60, 60, 80, 80), 0.2),      # another, faint cup: kept
+             ("bowl", Box(10, 10, 30, 30), 0.1),     # same place, other label: kept
+             ("cup", Box(60, 60, 80, 80), 0.01),     # under the floor: left out
+             ("cup", Box(0, 60, 20, 80), 0.3)]       # at or over the threshold: it was reported or merged away
+    assert faint_candidates(cands, reported, threshold=0.25) == [("cup", 0.2), ("bowl", 0.1)]
+
+
+def test_search_record_summarises_best_and_count_per_label() -> None:
+    cands = [("cup", Box(60, 60, 80, 80), 0.2), ("cup", Box(0, 60, 20, 80), 0.12), ("dog", Box(0, 0, 5, 5), 0.1),
+             ("zebra", Box(0, 0, 5, 5), 0.2)]
+    s = search_record("detect", ["cup", "dog", "bowl"], 0.25, cands, [cup()])
+    assert s.best_below == {"cup": 0.2, "dog": 0.1} and s.count_below == {"cup": 2, "dog": 1}
+    assert "zebra" not in s.best_below       # outside the vocabulary: not recorded
+    g = SceneGraph("x", 100, 100, objects=(cup(),), evidence=(s,), fields={"objects"})
+    assert g.confirms_absent("bowl") and not g.confirms_absent("dog") and not g.confirms_absent("cup")
+    assert not g.confirms_absent("zebra") and not g.searched_for("zebra") and g.faint_count("cup") == 2
+
+
+# ---------------------------------------------------------------- synthetic: views
+def test_a_box_both_views_see_keeps_its_score_and_one_view_halves_it() -> None:
+    image = [Detection((10, 10, 50, 50), 0.8, "cup", "m"), Detection((60, 0, 90, 30), 0.6, "ball", "m")]
+    flip = [Detection((12, 10, 50, 50), 0.6, "cup", "m"), Detection((60, 0, 90, 30), 0.5, "person", "m")]
+    fused = {(d.label, round(d.score, 4)): d for d in fuse_views([image, flip])}
+    assert set(fused) == {("cup", 0.7), ("ball", 0.3), ("person", 0.25)}
+    box = fused[("cup", 0.7)].box
+    assert box[0] == pytest.approx((10 * 0.8 + 12 * 0.6) / 1.4) and box[2] == 50
+
+
+def test_fusing_is_one_to_one_and_needs_overlap() -> None:
+    image = [Detection((0, 0, 10, 10), 0.9, "cup", "m"), Detection((1, 0, 11, 10), 0.5, "cup", "m")]
+    flip = [Detection((0, 0, 10, 10), 0.7, "cup", "m"), Detection((40, 40, 50, 50), 0.7, "cup", "m")]
+    scores = sorted(round(d.score, 4) for d in fuse_views([image, flip]))
+    assert scores == [0.25, 0.35, 0.8]        # 0.9+0.7 pair; 0.5 alone; the far flip box alone
+
+
+# ---------------------------------------------------------------- real photos
+@pytest.fixture(scope="module")
+def photos():
+    if not HAVE:
+        pytest.skip("MMGEN_WEIGHTS_DIR does not hold the YOLO11n TFLite files")
+    os.environ.setdefault("MMGEN_OFFLINE", "1")
+    from scene_graphs.perception.detect import Detector
+    from scene_graphs.perception.segment import Segmenter
+
+    names = ["people_astronaut_collins.jpg", "street_bus.jpg", "vehicle_rocket_launch.jpg"]
+    items = [load_image(PHOTOS / n, PHOTOS) for n in names]
+    graphs = [SceneGraph(i.image_id, i.width, i.height, i.path, i.sha256) for i in items]
+    detected = Detector().load("cpu")(items, graphs)
+    segmented = Segmenter().load("cpu")(items, detected)
+    return dict(zip(names, zip(detected, segmented)))
+
+
+@needs_weights
+def test_detector_records_its_search(photos) -> None:
+    det, _ = photos["vehicle_rocket_launch.jpg"]
+    (s,) = det.evidence
+    assert s.annotator == "detect" and len(s.vocabulary) == 80 and s.threshold == 0.25 and s.floor == 0.05
+    assert not det.objects                     # nothing reported on the launch pad ...
+    assert s.best_below and all(0.05 <= v < 0.25 for v in s.best_below.values())  # ... but faint guesses seen
+    assert det.confirms_absent("giraffe") and not det.searched_for("rocket")
+    assert det.provenance["stages"]["detect"]["views"] == ["image", "flip"]
+    bus, _ = photos["street_bus.jpg"]
+    assert "person" not in bus.evidence[0].best_below   # every faint person is a reported one seen again
+
+
+@needs_weights
+def test_helmet_sports_ball_is_not_confident_without_agreement(photos) -> None:
+    """The astronaut's helmet: YOLO says "sports ball" 0.63, its flipped view 0.17, the segmenter nothing."""
+    det, seg = photos["people_astronaut_collins.jpg"]
+    ball = [o for o in det.objects if o.label == "sports ball"]
+    assert ball and ball[0].score < 0.5                 # the flip view already halves it
+    seg_ball = [o for o in seg.objects if o.label == "sports ball"]
+    assert seg_ball and seg_ball[0].score < 0.35        # the segmenter does not confirm it
+    person = next(o for o in seg.objects if o.label == "person")
+    assert person.score > 0.8                           # three views agree
+
+
+@needs_weights
+def test_agreed_objects_keep_their_score(photos) -> None:
+    det, seg = photos["street_bus.jpg"]
+    before = {o.id: o.score for o in det.objects}
+    after = {o.id: o.score for o in seg.objects}
+    assert [o.id for o in det.objects] == [o.id for o in seg.objects]
+    big = [o for o in seg.objects if o.label in {"bus", "person"} and before[o.id] > 0.8]
+    assert len(big) >= 4 and all(after[o.id] > 0.75 for o in big)
