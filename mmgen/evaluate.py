@@ -5,6 +5,16 @@ the unmatched reference box of the same label with the highest IoU, if that IoU 
 On matched pairs we measure mask IoU, attribute recall (reference attribute names the prediction also
 has) and relation recall (reference relations between two matched objects that the prediction states
 between their matches). Images are paired by image id, else by content sha256.
+
+Relation precision: of the relations the prediction states between two matched objects, the share the
+reference also states between their matches (the reference must list every true relation of its
+objects, as ``assets/labels`` does). Text precision: the share of predicted text strings whose words
+all occur in the reference's text (case-folded), when the reference has the ``text`` field.
+
+Evidence (``SceneGraph.evidence``): every missed reference object is counted as *searched* (its label
+is in some annotator's vocabulary), *faint* (an annotator saw its label below threshold) or
+*unsearchable*; and ``false_absences`` counts reference labels the prediction claims absent
+(``confirms_absent``): the errors that would turn into a wrong "no".
 """
 
 from __future__ import annotations
@@ -49,6 +59,15 @@ class GraphEvaluation:
     attributes_total: int = 0
     relations_found: int = 0
     relations_total: int = 0
+    relations_stated: int = 0
+    relations_true: int = 0
+    text_stated: int = 0
+    text_true: int = 0
+    missed_searched: int = 0
+    missed_faint: int = 0
+    missed_unsearchable: int = 0
+    false_absences: int = 0
+    absences_checked: int = 0
 
     @property
     def overall(self) -> LabelCounts:
@@ -69,6 +88,13 @@ class GraphEvaluation:
             "matched_with_masks": len(self.mask_ious),
             "attribute_recall": num(self.attributes_found / self.attributes_total) if self.attributes_total else None,
             "relation_recall": num(self.relations_found / self.relations_total) if self.relations_total else None,
+            "relation_precision": num(self.relations_true / self.relations_stated) if self.relations_stated else None,
+            "relations_stated": self.relations_stated,
+            "text_precision": num(self.text_true / self.text_stated) if self.text_stated else None,
+            "text_stated": self.text_stated,
+            "evidence": {"missed_searched": self.missed_searched, "missed_faint": self.missed_faint,
+                         "missed_unsearchable": self.missed_unsearchable, "false_absences": self.false_absences,
+                         "absences_checked": self.absences_checked},
             "per_label": {k: {"precision": num(c.precision), "recall": num(c.recall), "tp": c.tp, "fp": c.fp,
                               "fn": c.fn} for k, c in sorted(self.labels.items())},
         }
@@ -133,7 +159,36 @@ def evaluate_pair(pred: SceneGraph, ref: SceneGraph, result: GraphEvaluation,
             for a in r.attributes:
                 result.attributes_total += 1
                 result.attributes_found += a.name.lower() in names
+    if pred.evidence:
+        for r in ref.objects:
+            if r.id in matched_ref:
+                continue
+            label = canon(r.label)
+            names = [lab for lab in _labels_for(label, label_map) if pred.searched_for(lab)]
+            if not names:
+                result.missed_unsearchable += 1
+            else:
+                result.missed_searched += 1
+                result.missed_faint += any(pred.faint_count(lab) for lab in names)
+        for label in sorted({canon(r.label) for r in ref.objects}):
+            names = [lab for lab in _labels_for(label, label_map) if pred.searched_for(lab)]
+            if names:
+                result.absences_checked += 1
+                result.false_absences += all(pred.confirms_absent(lab) for lab in names)
+    if ref.has("text") and pred.has("text"):
+        words = {w for t in ref.text for w in _words(t.text)}
+        for t in pred.text:
+            result.text_stated += 1
+            result.text_true += bool(_words(t.text)) and _words(t.text) <= words
     if ref.has("relations") and pred.has("relations"):
+        pred_to_ref = {p.id: r.id for p, r in pairs}
+        truth = {(rel.subject, rel.predicate.lower(), rel.object) for rel in ref.relations}
+        for rel in pred.relations:
+            s, o = pred_to_ref.get(rel.subject), pred_to_ref.get(rel.object)
+            if s is None or o is None:
+                continue
+            result.relations_stated += 1
+            result.relations_true += (s, rel.predicate.lower(), o) in truth
         stated = {(rel.subject, rel.predicate.lower(), rel.object) for rel in pred.relations}
         for rel in ref.relations:
             s, o = ref_to_pred.get(rel.subject), ref_to_pred.get(rel.object)
@@ -141,6 +196,17 @@ def evaluate_pair(pred: SceneGraph, ref: SceneGraph, result: GraphEvaluation,
                 continue
             result.relations_total += 1
             result.relations_found += (s.id, rel.predicate.lower(), o.id) in stated
+
+
+def _labels_for(label: str, label_map: Mapping[str, str]) -> list[str]:
+    """The predicted-side labels that map onto ``label`` (itself included)."""
+    return sorted({label} | {k for k, v in label_map.items() if v == label})
+
+
+def _words(text: str) -> set[str]:
+    import re
+
+    return {w for w in re.split(r"[^\w]+", text.casefold()) if w}
 
 
 def evaluate(pred_src: str | Path, ref_src: str | Path, thresholds: Iterable[float] = DEFAULT_THRESHOLDS,

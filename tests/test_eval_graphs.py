@@ -103,3 +103,41 @@ def test_cli_refuses_when_nothing_pairs(tmp_path):
     write_graphs(tmp_path / "pred" / "part-00000.jsonl", [graph([], image_id="b")])
     res = CliRunner().invoke(main, ["eval-graphs", str(tmp_path / "pred"), str(tmp_path / "ref")])
     assert res.exit_code != 0 and "no predicted graph" in res.output
+
+
+def test_relation_precision_counts_stated_relations_between_matched_objects():
+    from scene_graphs.model import Relation
+
+    ref = graph(REF, [Relation("r1", "on", "r2"), Relation("r2", "under", "r1")])
+    pred_objs = [obj("p1", "cup", (10, 10, 30, 30)), obj("p2", "table", (0, 40, 100, 80)), obj("px", "cat", (0, 0, 5, 5))]
+    pred = graph(pred_objs, [Relation("p1", "on", "p2"), Relation("p1", "inside", "p2"), Relation("px", "on", "p2")])
+    result = GraphEvaluation(0.5, 0.5)
+    evaluate_pair(pred, ref, result)
+    d = result.to_dict()
+    assert d["relations_stated"] == 2 and d["relation_precision"] == 0.5   # "inside" is false; px is unmatched
+
+
+def test_evidence_counts_missed_objects_and_false_absences():
+    from scene_graphs.model import Search
+
+    search = Search("detect", ("cup", "table", "dog"), 0.25, best_below={"dog": 0.1})
+    pred = SceneGraph("img", W, H, objects=(obj("p1", "cup", (10, 10, 30, 30)),), evidence=(search,),
+                      fields=frozenset({"objects"}))
+    ref = graph(REF + [obj("r4", "zebra", (0, 0, 10, 10))])
+    result = GraphEvaluation(0.5, 0.5)
+    evaluate_pair(pred, ref, result)
+    ev = result.to_dict()["evidence"]
+    # table missed (searched, not seen), dog missed (seen faintly), zebra not searchable
+    assert ev == {"missed_searched": 2, "missed_faint": 1, "missed_unsearchable": 1,
+                  "false_absences": 1, "absences_checked": 3}
+
+
+def test_text_precision_needs_every_word_in_the_reference():
+    from scene_graphs.model import TextRegion
+
+    ref = SceneGraph("img", W, H, text=(TextRegion("t0", "Cero emisiones", Box(0, 0, 50, 10)),), fields={"text"})
+    pred = SceneGraph("img", W, H, text=(TextRegion("t0", "cero", Box(0, 0, 20, 10)),
+                                         TextRegion("t1", "M15OL/SUTLLR", Box(0, 0, 20, 10))), fields={"text"})
+    result = GraphEvaluation(0.5, 0.5)
+    evaluate_pair(pred, ref, result)
+    assert (result.text_stated, result.text_true) == (2, 1)

@@ -55,14 +55,20 @@ def command(pred: Path, ref: Path, iou: float, thresholds: str, label_map: Path 
         log.warning("%d predicted graph(s) have no reference graph and were left out", unpaired)
     click.echo(f"{results[0].images} images, IoU {iou}")
     click.echo(f"{'score>=':>8} {'prec':>6} {'recall':>6} {'tp':>6} {'fp':>6} {'fn':>6} {'maskIoU':>8} "
-               f"{'attrR':>6} {'relR':>6}")
+               f"{'attrR':>6} {'relR':>6} {'relP':>6} {'textP':>6} {'falseNo':>7}")
     for r in results:
         d = r.to_dict()
         click.echo(f"{r.min_score:>8.2f} {_fmt(d['precision']):>6} {_fmt(d['recall']):>6} {d['tp']:>6} {d['fp']:>6} "
                    f"{d['fn']:>6} {_fmt(d['mask_iou']):>8} {_fmt(d['attribute_recall']):>6} "
-                   f"{_fmt(d['relation_recall']):>6}")
+                   f"{_fmt(d['relation_recall']):>6} {_fmt(d['relation_precision']):>6} "
+                   f"{_fmt(d['text_precision']):>6} {d['evidence']['false_absences']:>7}")
+    mid = results[len(results) // 2]
+    ev = mid.to_dict()["evidence"]
+    if ev["absences_checked"]:
+        click.echo(f"evidence at score >= {mid.min_score}: missed objects searched for {ev['missed_searched']} "
+                   f"(seen faintly {ev['missed_faint']}), not searchable {ev['missed_unsearchable']}; "
+                   f"labels wrongly confirmed absent {ev['false_absences']} of {ev['absences_checked']}")
     if per_label:
-        mid = results[len(results) // 2]
         click.echo(f"\nper label at score >= {mid.min_score}:")
         for label, c in sorted(mid.to_dict()["per_label"].items()):
             click.echo(f"  {label:<24} prec {_fmt(c['precision'])}  recall {_fmt(c['recall'])}  "
