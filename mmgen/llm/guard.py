@@ -20,11 +20,21 @@ it is dropped:
    * ``caption``: only rule 3.
    * any other type: the root answer (a label, colour, predicate...) appears in the answer as words
      (singular or plural).
+
+   For every type, a mention of the root answer (the count, yes/no, the label, a list item, the box)
+   must not be negated in its clause ("Definitely not 1.", "It isn't yellow"), and an answer that
+   declares itself ("the answer is 42") must declare the root answer.
 3. **Named things exist**: every colour word and every object label (from a vocabulary of COCO,
    the scene lists and all labels of the run's graphs) named in the rewritten question, steps or
    answer exists in the record's graph(s): as an object label (``person`` also matches ``man``,
    ``woman``...), an attribute, or inside the image's text. Things the root record itself names are
-   exempt ("Is there a vase?" - "no" is about a vase that is not there).
+   exempt ("Is there a vase?" - "no" is about a vase that is not there). Text read by OCR is data,
+   never evidence of an object or a colour ("There is a purple giraffe" on a poster names no giraffe).
+4. **Counts named exist**: "N <label>" in the answer or steps never claims more objects of that label
+   than the graph(s) have.
+
+:func:`check_facts` (rules 2-4 and the image token) is what ``mmgen verify`` re-applies to evolved
+records; :func:`check_rewrite` adds the rules that compare a rewrite with its parent.
 
 Multi-turn records (conversations) are not evolved.
 """
@@ -33,7 +43,8 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -74,21 +85,26 @@ def _number_words() -> dict[str, int]:
     return {engine.number_to_words(n): n for n in range(0, 101)}
 
 
-def integers(text: str) -> list[int]:
-    """Whole numbers in ``text`` in order of appearance (digits not part of a decimal, and number
-    words up to one hundred); ``no``/``none`` count as 0 when nothing else is found."""
-    text = normalize(text)
+def number_mentions(text: str) -> list[tuple[int, int, int]]:
+    """``(start, end, value)`` of the whole numbers in normalized ``text``, in order (digits not part of
+    a decimal, and number words up to one hundred); ``no``/``none`` count as 0 when nothing else is
+    found."""
     words = _number_words()
-    found: list[tuple[int, int]] = []
+    found: list[tuple[int, int, int]] = []
     for m in re.finditer(r"(?<![\d.])\d+(?!\.\d)(?![\d])", text):
-        found.append((m.start(), int(m.group())))
+        found.append((m.start(), m.end(), int(m.group())))
     for m in re.finditer(r"[a-z]+(?:-[a-z]+)?", text):
         if m.group() in words:
-            found.append((m.start(), words[m.group()]))
+            found.append((m.start(), m.end(), words[m.group()]))
     if not found:
         for m in re.finditer(r"\b(no|none|zero)\b", text):
-            found.append((m.start(), 0))
-    return [n for _, n in sorted(found)]
+            found.append((m.start(), m.end(), 0))
+    return sorted(found)
+
+
+def integers(text: str) -> list[int]:
+    """The values of :func:`number_mentions` of ``text``."""
+    return [n for _, _, n in number_mentions(normalize(text))]
 
 
 def decimals(text: str) -> list[str]:
@@ -103,6 +119,28 @@ def polarity(answer: str) -> str | None:
         return words[0]
     said = {w for w in words if w in ("yes", "no")}
     return next(iter(said)) if len(said) == 1 else None
+
+
+_CLAUSE_BREAK = re.compile(r"[.;:!?,()\n]|\b(?:but|however|although|though|whereas|instead|rather)\b")
+
+
+def _is_negation(word: str) -> bool:
+    return word in NEGATIONS or word.endswith("n't")
+
+
+def negated_at(text: str, start: int) -> bool:
+    """Whether a negation (``not``, ``no``, ``never``, ``n't``...) comes before ``start`` in the clause of
+    normalized ``text`` that holds it ("Definitely not 1", "it isn't yellow"; not "No, it is 1")."""
+    clause_start = max((m.end() for m in _CLAUSE_BREAK.finditer(text, 0, start)), default=0)
+    return any(_is_negation(w) for w in re.findall(r"[a-z']+", text[clause_start:start]))
+
+
+def phrase_spans(text: str, phrase: str) -> list[tuple[int, int]]:
+    """Where ``phrase`` (singular or plural) occurs in normalized ``text`` as whole words."""
+    spans: list[tuple[int, int]] = []
+    for form in phrase_forms(phrase):
+        spans.extend(m.span() for m in re.finditer(r"(?<![a-z0-9])" + re.escape(form) + r"(?![a-z0-9])", text))
+    return sorted(set(spans))
 
 
 def negation_count(question: str) -> int:
@@ -188,35 +226,49 @@ class GraphFacts:
     labels: frozenset[str]
     words: frozenset[str]
     text: str
+    """The image text (OCR), kept for reference: it is never evidence of an object or a colour."""
+    label_counts: Mapping[str, int] = field(default_factory=dict)
+    """Objects per label form (``man`` and ``men`` -> the number of men; ``person``/``people`` -> all
+    person-like objects), over all the record's graphs."""
 
     @classmethod
     def of(cls, graphs: Sequence[SceneGraph], min_score: float = 0.2) -> "GraphFacts":
         labels: set[str] = set()
         words: set[str] = set()
         texts: list[str] = []
+        counts: Counter[str] = Counter()
         for g in graphs:
             for o in g.objects:
                 if o.score < min_score:
                     continue
-                labels.update(phrase_forms(o.label))
+                forms = phrase_forms(o.label)
+                labels.update(forms)
+                counts.update(forms)
+                if normalize(o.label) in PERSON_WORDS:
+                    counts.update(("person", "people"))
                 words.update(normalize(o.label).split())
                 for a in o.attributes:
                     words.add(normalize(a.name))
                     words.update(normalize(a.name).split())
             texts.extend(normalize(t.text) for t in g.text)
-        return cls(frozenset(labels), frozenset(words), " \n ".join(texts))
+        return cls(frozenset(labels), frozenset(words), " \n ".join(texts), dict(counts))
 
     def has_label(self, label: str) -> bool:
+        """Whether an object with this label is in the graph(s); OCR text never counts."""
         if label in self.labels:
             return True
         if label in ("person", "people"):
             return any(p in self.labels for p in PERSON_WORDS)
-        return contains_phrase(self.text, label)
+        return False
 
     def has_color(self, color: str) -> bool:
+        """Whether an object has this colour (as an attribute or in its label); OCR text never counts."""
         base = color.split()[-1]
-        return color in self.words or base in self.words or contains_phrase(self.text, color) \
-            or any(color in lbl.split() for lbl in self.labels)
+        return color in self.words or base in self.words or any(color in lbl.split() for lbl in self.labels)
+
+    def count(self, form: str) -> int:
+        """Objects whose label has this form (see ``label_counts``)."""
+        return int(self.label_counts.get(form, 0))
 
 
 # --------------------------------------------------------------------------------------- the guard
@@ -235,22 +287,52 @@ def _items_in_order(text: str, items: Sequence[str]) -> bool:
     return True
 
 
+_DECLARED = re.compile(r"\b(?:final |correct |right |real |true )?answer\s*(?:is|:|=|would be|will be|should be)\s*"
+                       r"([^.;!?\n]+)")
+
+
 def check_answer(answer_type: str, value: Any, root: Mapping[str, Any], question: str, answer: str) -> str | None:
-    """Rule 2: the rewritten ``answer`` (to ``question``) keeps the root record's fact."""
+    """Rule 2: the rewritten ``answer`` (to ``question``) keeps the root record's fact, never negates
+    it, and declares no other answer."""
+    problem = _check_stated(answer_type, value, root, question, answer)
+    if problem:
+        return problem
+    for m in _DECLARED.finditer(normalize(answer)):  # "..., so the answer is 42"
+        declared = m.group(1).strip()
+        problem = _check_stated(answer_type, value, root, question, declared)
+        if problem:
+            return f"the answer declares {declared!r}: {problem}"
+    return None
+
+
+def _negated(text: str, spans: Sequence[tuple[int, int]], what: str) -> str | None:
+    for start, _ in spans:
+        if negated_at(text, start):
+            return f"the answer negates {what}"
+    return None
+
+
+def _check_stated(answer_type: str, value: Any, root: Mapping[str, Any], question: str, answer: str) -> str | None:
     root_answer = str(root.get("answer", ""))
+    text = normalize(answer)
     if answer_type == "count":
         if not isinstance(value, int) or isinstance(value, bool):
             return None
-        numbers = integers(answer)
-        if not numbers:
+        mentions = number_mentions(text)
+        if not mentions:
             return f"count: no number in the answer (the graph gives {value})"
-        if numbers[-1] != value:
-            return f"count: the answer says {numbers[-1]}, the graph gives {value}"
-        return None
+        if mentions[-1][2] != value:
+            return f"count: the answer says {mentions[-1][2]}, the graph gives {value}"
+        negated = _negated(text, [(s, e) for s, e, n in mentions if n == value
+                                  and text[s:e] not in ("no", "none")], str(value))
+        return f"count: {negated} (the graph gives {value})" if negated else None
     if answer_type == "yes/no":
         said = polarity(answer)
         if said is None:
             return "yes/no: the answer says neither yes nor no"
+        negated = _negated(text, [m.span() for m in re.finditer(rf"\b{said}\b", text)], repr(said))
+        if negated:
+            return f"yes/no: {negated}"
         expected = polarity(root_answer) or (str(value) if value in ("yes", "no") else None)
         if expected is None:
             return None
@@ -267,6 +349,9 @@ def check_answer(answer_type: str, value: Any, root: Mapping[str, Any], question
         it = iter(got)
         if wanted and not all(any(w == g for g in it) for w in wanted):
             return f"{answer_type}: the answer does not give {root_answer}"
+        first = re.search(re.escape(wanted[0]), text) if wanted else None
+        if first and negated_at(text, first.start()):
+            return f"{answer_type}: the answer negates {root_answer}"
         return None
     if answer_type in ("caption", "conversation"):
         return None
@@ -274,14 +359,41 @@ def check_answer(answer_type: str, value: Any, root: Mapping[str, Any], question
         if answer_type == "ordering":
             if not _items_in_order(answer, value):
                 return f"ordering: the answer does not list {', '.join(value)} in this order"
-            return None
-        missing = [v for v in value if not contains_phrase(answer, v)]
-        if missing:
-            return f"{answer_type}: the answer does not mention {', '.join(missing)}"
+        else:
+            missing = [v for v in value if not contains_phrase(answer, v)]
+            if missing:
+                return f"{answer_type}: the answer does not mention {', '.join(missing)}"
+        for v in value:
+            negated = _negated(text, phrase_spans(text, v), repr(v))
+            if negated:
+                return f"{answer_type}: {negated}"
         return None
-    if root_answer and not contains_phrase(answer, root_answer) and not (
-            isinstance(value, str) and contains_phrase(answer, value)):
+    said = [p for p in dict.fromkeys([root_answer, value if isinstance(value, str) else ""]) if p
+            and contains_phrase(answer, p)]
+    if root_answer and not said:
         return f"{answer_type}: the answer no longer says {root_answer!r}"
+    for phrase in said:
+        negated = _negated(text, phrase_spans(text, phrase), repr(phrase))
+        if negated:
+            return f"{answer_type}: {negated}"
+    return None
+
+
+def check_counts(facts: GraphFacts, vocab: Vocabulary, *texts: str) -> str | None:
+    """Rule 4: "N <label>" never claims more objects of a label than the graph(s) have."""
+    for text in texts:
+        text = strip_quoted(text)
+        for start, end, n in number_mentions(text):
+            if text[start:end] in ("no", "none", "zero"):
+                continue
+            following = re.findall(r"[a-z]+", text[end:end + 60])
+            for k in range(min(vocab.longest, len(following)), 0, -1):
+                gram = " ".join(following[:k])
+                if gram in vocab.forms or gram in ("person", "people"):
+                    have = facts.count(gram)
+                    if n > have:
+                        return f"claims {n} {gram}, the scene graph has {have}"
+                    break
     return None
 
 
@@ -300,6 +412,23 @@ def check_named(facts: GraphFacts, vocab: Vocabulary, *texts: str, allowed: str 
     return None
 
 
+def check_facts(root: Mapping[str, Any], question: str, answer: str, steps: Sequence[str], facts: GraphFacts,
+                vocab: Vocabulary) -> str | None:
+    """Rules 2-4 and the image token for a rewritten record rooted at ``root``: what ``mmgen verify``
+    re-checks on evolved records. The first problem or None."""
+    for name, text in (("question", question), ("answer", answer), *(("steps", s) for s in steps)):
+        if IMAGE_TOKEN in text:
+            return f"the {name} contains the image token {IMAGE_TOKEN}"
+    problem = check_answer(str(root.get("answer_type", "")), root.get("value"), root, question, answer)
+    if problem:
+        return problem
+    problem = check_named(facts, vocab, question, answer, *steps,
+                          allowed=f"{root.get('question', '')}\n{root.get('answer', '')}")
+    if problem:
+        return problem
+    return check_counts(facts, vocab, answer, *steps)
+
+
 def check_rewrite(root: Mapping[str, Any], parent: Mapping[str, Any], question: str, answer: str,
                   steps: Sequence[str], facts: GraphFacts, vocab: Vocabulary) -> str | None:
     """All rules for one rewrite of ``parent`` (rooted at ``root``); the first problem or None."""
@@ -313,13 +442,6 @@ def check_rewrite(root: Mapping[str, Any], parent: Mapping[str, Any], question: 
         return "the answer has no letter or digit"
     if normalize(question) == normalize(str(parent.get("question", ""))):
         return "the question did not change"
-    for name, text in (("question", question), ("answer", answer), *(("steps", s) for s in steps)):
-        if IMAGE_TOKEN in text:
-            return f"the {name} contains the image token {IMAGE_TOKEN}"
     if len(question) > MAX_QUESTION_CHARS or len(answer) + sum(map(len, steps)) > MAX_ANSWER_CHARS:
         return "too long"
-    problem = check_answer(str(root.get("answer_type", "")), root.get("value"), root, question, answer)
-    if problem:
-        return problem
-    return check_named(facts, vocab, question, answer, *steps,
-                       allowed=f"{root.get('question', '')}\n{root.get('answer', '')}")
+    return check_facts(root, question, answer, steps, facts, vocab)
