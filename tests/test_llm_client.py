@@ -127,7 +127,7 @@ def test_client_errors_are_not_retried_and_auth_errors_stop() -> None:
         with LLMClient(settings(srv)) as client:
             answer = ask(client)
             assert client.summary()["requests"] == 1
-    assert answer.kind == "request_failed" and "400" in (answer.error or "") and "context length" in answer.error
+    assert answer.kind == "request_rejected" and not answer.server_failed and "400" in (answer.error or "") and "context length" in answer.error
     with FakeServer(lambda b, n: Reply({"error": {"message": "bad key"}}, 401)) as srv:
         with LLMClient(settings(srv)) as client:
             with pytest.raises(LLMAuthError, match="401"):

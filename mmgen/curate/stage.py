@@ -184,6 +184,14 @@ def curate(qa_src: str | Path, out: str | Path, options: CurateOptions = CurateO
     llm_summary = None
     if options.judge:
         verdicts, llm_summary = _judge(inputs, drops, options, sg_src, settings)  # type: ignore[arg-type]
+        failed = [i for i, v in verdicts.items() if v.pop("server_failed", False)]
+        if failed:
+            from ..llm.client import LLMIncompleteError
+
+            raise LLMIncompleteError(
+                f"{len(failed)} of {len(verdicts)} record(s) could not be judged because requests to the server at "
+                f"{settings.base_url} failed ({llm_summary.get('errors') or 'see the log'}); nothing was written or "
+                "dropped for it. Answered requests are cached: rerun the same command to finish.")
         scores = {i: v["score"] for i, v in verdicts.items()}
         for i, reason in select(scores, options.judge_threshold, options.judge_top, tiebreak).items():
             v = verdicts[i]
@@ -248,7 +256,7 @@ def _judge(inputs: Sequence[Path], drops: Mapping[int, tuple[str, str]], options
                 graphs = {i: lookup.get(i) for _, rec in batch for i in rec["images"]}
                 judge.get_graph = graphs.get
                 for (index, _), verdict in zip(batch, client.map(judge, [rec for _, rec in batch]), strict=True):
-                    verdicts[index] = verdict.to_dict(settings.model)
+                    verdicts[index] = {**verdict.to_dict(settings.model), "server_failed": verdict.server_failed}
                 batch.clear()
 
             for index, _s, _l, rec in _records(inputs):

@@ -7,12 +7,15 @@ Schema, and returns an :class:`Answer` (the object, or why there is none). What 
 * **Concurrency**: at most ``concurrency`` requests in flight (a semaphore, whatever the number of
   calling threads); :meth:`LLMClient.map` runs a function over items on that many threads, results in
   input order.
-* **Timeouts and retries**: each request has ``timeout`` seconds; timeouts, connection errors, 408,
+* **Timeouts and retries**: each request has ``timeout`` seconds *in all*: connecting, sending and
+  reading the whole reply (a server trickling a byte every few seconds cannot stall it); timeouts, connection errors, 408,
   409, 429 and 5xx answers are retried ``retries`` times with exponential backoff (``backoff`` doubled
   each time, at most ``max_backoff``; a ``Retry-After`` header is honoured up to that bound). Other
   4xx answers are not retried; 401/403 stop the run (:class:`LLMAuthError`). After
   ``max_consecutive_failures`` requests in a row failed for good, the server is taken to be down and
   every call raises :class:`LLMUnavailableError` (the stage stops; answered requests stay cached).
+  A request that failed for good is never a verdict on the record: :attr:`Answer.server_failed` tells
+  stages to keep such records pending and end with :class:`LLMIncompleteError` (exit status 1).
 * **Structured output**: ``response_format`` ``auto`` asks for ``json_schema`` and steps down to
   llama.cpp's ``json_object`` + ``schema``, then plain ``json_object``, then none, when the server
   rejects the format (an error naming ``response_format``); the step-down is remembered. The prompt
@@ -58,12 +61,21 @@ class LLMUnavailableError(LLMError, ConnectionError):
     """The server failed too many requests in a row: the stage stops (answered requests stay cached)."""
 
 
+class LLMIncompleteError(LLMError, ConnectionError):
+    """Some records were left pending because requests to the server failed; a rerun finishes them."""
+
+
 class LLMAuthError(LLMError, PermissionError):
     """The server refused the credentials (401/403)."""
 
 
 class RequestFailed(Exception):
-    """One request failed for good (not retryable, or out of retries); the message says why."""
+    """One request failed for good (out of retries: the server's fault); the message says why."""
+
+
+class RequestRejected(RequestFailed):
+    """The server refused this particular request (a 4xx other than 401/403/408/409/429, e.g. the prompt is
+    too long): about the record, not the server, so stages drop the record with this reason."""
 
 
 @dataclass(frozen=True)
@@ -158,8 +170,8 @@ class Usage:
 
 @dataclass(frozen=True)
 class Answer:
-    """The outcome of one :meth:`LLMClient.ask`: ``data`` or ``error`` (``kind`` ``malformed`` or
-    ``request_failed``), with the number of replies it took."""
+    """The outcome of one :meth:`LLMClient.ask`: ``data`` or ``error`` (``kind`` ``malformed``,
+    ``request_rejected`` or ``request_failed``), with the number of replies it took."""
 
     data: dict[str, Any] | None
     error: str | None = None
@@ -170,6 +182,42 @@ class Answer:
     @property
     def ok(self) -> bool:
         return self.data is not None
+
+    @property
+    def server_failed(self) -> bool:
+        """The request failed (server down, timeouts, 5xx): says nothing about the record."""
+        return self.kind == "request_failed"
+
+
+def _deadline_http_client(total: float) -> Any:
+    """An ``httpx.Client`` whose every request must finish, reply body included, within ``total`` seconds.
+
+    httpx's own timeouts bound each read, so a server sending one byte every second never trips them;
+    this transport checks a deadline before each chunk of the body is handed on."""
+    import httpx
+
+    class DeadlineStream(httpx.SyncByteStream):
+        def __init__(self, inner: Any, deadline: float, request: Any) -> None:
+            self.inner, self.deadline, self.request = inner, deadline, request
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            for chunk in self.inner:
+                if time.monotonic() > self.deadline:
+                    raise httpx.ReadTimeout(f"the whole request took more than {total:g}s", request=self.request)
+                yield chunk
+
+        def close(self) -> None:
+            self.inner.close()
+
+    class DeadlineTransport(httpx.HTTPTransport):
+        def handle_request(self, request: Any) -> Any:
+            deadline = time.monotonic() + total
+            response = super().handle_request(request)
+            response.stream = DeadlineStream(response.stream, deadline, request)
+            return response
+
+    per_step = httpx.Timeout(total)
+    return httpx.Client(transport=DeadlineTransport(), timeout=per_step)
 
 
 def _retry_after(exc: Exception) -> float | None:
@@ -191,8 +239,9 @@ class LLMClient:
 
         self.settings = settings
         self._openai = openai
+        self._http = _deadline_http_client(settings.timeout)
         self._client = openai.OpenAI(base_url=settings.base_url, api_key=settings.api_key(),
-                                     timeout=settings.timeout, max_retries=0)
+                                     timeout=settings.timeout, max_retries=0, http_client=self._http)
         self.cache = RequestCache(settings.cache_path) if settings.cache_path else None
         self.usage = Usage()
         self._lock = threading.Lock()
@@ -212,6 +261,7 @@ class LLMClient:
 
     def close(self) -> None:
         self._client.close()
+        self._http.close()
         if self.cache is not None:
             self.cache.close()
 
@@ -244,7 +294,8 @@ class LLMClient:
                 reply = self._complete(conversation, params)
             except RequestFailed as exc:
                 self._add(failed_calls=1)
-                return Answer(None, str(exc), "request_failed", attempt + 1, last)
+                kind = "request_rejected" if isinstance(exc, RequestRejected) else "request_failed"
+                return Answer(None, str(exc), kind, attempt + 1, last)
             last = reply.text
             try:
                 return Answer(parse_reply(reply.text, schema, check), attempts=attempt + 1, raw=reply.text)
@@ -322,7 +373,7 @@ class LLMClient:
                     error = exc
                 else:
                     self._failure(f"HTTP {exc.status_code}")
-                    raise RequestFailed(f"request rejected (HTTP {exc.status_code}): "
+                    raise RequestRejected(f"request rejected (HTTP {exc.status_code}): "
                                         f"{str(exc.message).splitlines()[0][:200]}") from None
             except (openai.APIConnectionError, openai.APIResponseValidationError, RequestFailed,
                     json.JSONDecodeError) as exc:  # a body that is not a chat completion: retry

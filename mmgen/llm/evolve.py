@@ -106,6 +106,8 @@ class Lineage:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     drops: list[dict[str, Any]] = field(default_factory=list)
     notes: Counter = field(default_factory=Counter)
+    server_failed: bool = False
+    """A request failed (not the record): the shard is not written and the stage ends non-zero."""
 
 
 class Evolver:
@@ -202,6 +204,8 @@ class Evolver:
             schema = REASONING_SCHEMA if direction == "reasoning" else EVOLVE_SCHEMA
             answer = self.client.ask(evolve_messages(graphs, parent, direction, fmt, self.min_score,  # type: ignore
                                                      self.options.limits), schema, "evolved_record")
+            if answer.server_failed:
+                return Lineage(server_failed=True)
             if not answer.ok:
                 last_reason = f"rewrite: {answer.error}"
                 stub = {"id": f"{root['id']}:evo{round_no}", "raw_reply": answer.raw,
@@ -218,6 +222,8 @@ class Evolver:
                 break
             verdict = self.client.ask(eliminate_messages(graphs, parent, cand, self.min_score,  # type: ignore
                                                          self.options.limits), ELIMINATE_SCHEMA, "elimination")
+            if verdict.server_failed:
+                return Lineage(server_failed=True)
             if not verdict.ok:
                 last_reason = f"elimination check failed: {verdict.error}"
                 self._drop(lineage, cand, "elimination", last_reason, "candidate", round_no)
@@ -263,6 +269,7 @@ def evolve(qa_src: str | Path, sg_src: str | Path, out: str | Path, settings: LL
 
     from ..log import progress_enabled
 
+    pending: dict[str, int] = {}
     with LLMClient(settings) as client:
         try:
             for shard in tqdm(todo, unit="shard", desc="evolve", disable=not progress_enabled()):
@@ -276,10 +283,23 @@ def evolve(qa_src: str | Path, sg_src: str | Path, out: str | Path, settings: LL
                     graphs = {i: g for i in needed if (g := lookup.get(i)) is not None}
                     evolver = Evolver(client, graphs, options, vocab, program_config, shard.name)
                     lineages.extend(client.map(evolver.run, chunk))
+                failed = sum(ln.server_failed for ln in lineages)
+                if failed:  # never a verdict: the shard stays pending for the rerun
+                    pending[shard.name] = failed
+                    log.warning("%s: %d record(s) pending (requests to the server failed); shard not written",
+                                shard.name, failed)
+                    continue
                 _write_shard(out, shard, records, lineages, _usage_delta(before, client.summary()))
         finally:
             lookup.close()
         this_run = client.summary()
+    if pending:
+        from .client import LLMIncompleteError
+
+        raise LLMIncompleteError(
+            f"{sum(pending.values())} record(s) in {len(pending)} shard(s) ({', '.join(sorted(pending))}) are pending "
+            f"because requests to the server at {settings.base_url} failed ({this_run.get('errors') or 'see the log'});"
+            " nothing was dropped for it. Answered requests are cached: rerun the same command to finish.")
     summary = _summarize(out, inputs)
     summary["llm_this_run"] = this_run
     write_json(out / SUMMARY, summary)

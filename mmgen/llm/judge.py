@@ -19,6 +19,8 @@ class Verdict:
     score: int | None
     reason: str = ""
     error: str | None = None
+    server_failed: bool = False
+    """The request failed (not the record): curation keeps the record pending and stops non-zero."""
 
     def to_dict(self, model: str) -> dict[str, Any]:
         out: dict[str, Any] = {"score": self.score, "reason": self.reason, "model": model,
@@ -45,6 +47,6 @@ class Judge:
         answer = self.client.ask(judge_messages(graphs, rec, self.min_score, self.limits),  # type: ignore[arg-type]
                                  JUDGE_SCHEMA, "judgement")
         if not answer.ok:
-            return Verdict(None, error=answer.error)
+            return Verdict(None, error=answer.error, server_failed=answer.server_failed)
         data = answer.data or {}
         return Verdict(int(data["score"]), str(data.get("reason", "")).strip()[:500])
