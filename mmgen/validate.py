@@ -3,8 +3,9 @@
 Every record is read back through its format's reader (:mod:`mmgen.export`) and checked for:
 
 * an id that is a non-empty string and unique across all files checked (ProVision files may have none);
-* image paths that are non-empty, relative, exist below the image root and decode (PIL ``verify`` and a
-  full load, once per distinct image; skipped with ``decode=False``); embedded images (hf) decode;
+* image paths that are non-empty, relative (below an absolute ``--path-prefix`` that export recorded),
+  stay inside the image root (after ``..`` and symbolic links), exist there and decode (PIL ``verify``
+  and a full load, once per distinct image; skipped with ``decode=False``); embedded images (hf) decode;
 * one image marker (``<image>`` token or image part) per image, all in the first human turn;
 * turns that alternate human / assistant, start with the human (after an optional system turn) and
   end with an answer; no empty text anywhere;
@@ -164,6 +165,7 @@ def validate(path: str | os.PathLike[str], fmt: str | None = None, image_root: s
     default to the folder's ``export.json``; without an image root, image files are not checked
     (unless the format embeds them)."""
     from .export import ExportError, Malformed, find_manifest, get_format
+    from .export.render import escapes_root, outside_root
 
     path = Path(path)
     if not path.exists():
@@ -174,10 +176,13 @@ def validate(path: str | os.PathLike[str], fmt: str | None = None, image_root: s
             raise ExportError(f"no export.json beside {path}: give the format")
         fmt = manifest["format"]
     prefix = ""
+    recorded_prefix = str((manifest or {}).get("options", {}).get("path_prefix") or "")
     if image_root is None and manifest is not None and manifest.get("options", {}).get("image_root"):
         image_root = manifest["options"]["image_root"]
-        prefix = manifest["options"].get("path_prefix") or ""  # written paths are prefix/path-below-root
+        prefix = recorded_prefix  # written paths are prefix/path-below-root
         log.info("image root %s (from export.json)", image_root)
+    elif posixpath.isabs(recorded_prefix):
+        prefix = recorded_prefix  # an absolute prefix never joins a root: paths below it are what the root holds
     format_ = get_format(fmt)
     root = Path(image_root) if image_root is not None else None
     files = format_.data_files(path) if path.is_dir() else [path]
@@ -225,15 +230,22 @@ def validate(path: str | os.PathLike[str], fmt: str | None = None, image_root: s
                     if not isinstance(p, str) or not p.strip():
                         problem(label, f"image {i + 1} has an empty or non-string path")
                         continue
-                    if posixpath.isabs(p) or os.path.isabs(p):
-                        problem(label, f"image path {p!r} is absolute (paths are relative to the image root)")
+                    below = _below_prefix(p, prefix)
+                    if posixpath.isabs(below) or os.path.isabs(below):
+                        problem(label, f"image path {p!r} is absolute (paths are relative to the image root"
+                                + (f" below the prefix {prefix!r})" if prefix else ")"))
+                        continue
+                    if escapes_root(below) or (root is not None and outside_root(root, below)):
+                        problem(label, f"image path {p!r} leads outside the image root"
+                                + (f" {root}" if root is not None else "") + " (after '..' and symbolic links)")
+                        continue
                     if not check_images:
                         continue
                     if view.image_data is not None and i < len(view.image_data):
                         data = view.image_data[i]
                         error = images.data(data) if isinstance(data, bytes) else images.file(Path(data))
                     elif root is not None:
-                        error = images.file(root / _below_prefix(p, prefix))
+                        error = images.file(root / below)
                     else:
                         continue
                     if error:

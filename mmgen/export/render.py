@@ -158,11 +158,28 @@ def _is_file(path: str) -> bool:
     return os.path.isfile(path)
 
 
+def escapes_root(rel: str) -> bool:
+    """Whether a relative POSIX path leaves its folder by its ``..`` parts (``a/../../b``)."""
+    norm = posixpath.normpath(rel)
+    return norm == ".." or norm.startswith("../")
+
+
+@lru_cache(maxsize=64)
+def _real_root(root: Path) -> Path:
+    return root.resolve()
+
+
+def outside_root(root: Path, rel: str) -> bool:
+    """Whether ``root / rel`` resolves (after ``..`` and symbolic links) outside ``root``."""
+    return escapes_root(rel) or not (root / rel).resolve().is_relative_to(_real_root(root))
+
+
 @lru_cache(maxsize=4096)
 def _resolve_paths(paths: tuple[str, ...], root: Path | None, prefix: str,
                    check: bool) -> tuple[tuple[str, ...], tuple[Path, ...] | None] | str:
     """(written paths, files) for one tuple of image paths, or the problem as a string. Cached: the
-    records of one image come together, so each image is resolved and checked about once."""
+    records of one image come together, so each image is resolved and checked about once. A path
+    that leads outside the image root (by ``..`` or a symbolic link) is refused."""
     written: list[str] = []
     files: list[Path] = []
     for p in paths:
@@ -173,8 +190,10 @@ def _resolve_paths(paths: tuple[str, ...], root: Path | None, prefix: str,
             if root is None:
                 return f"image path {p!r} is absolute; give --image-root so it can be written relative to it"
             rel = os.path.relpath(p, root).replace(os.sep, "/")
-            if rel == ".." or rel.startswith("../"):
-                return f"image {p!r} is not inside the image root {root}"
+        if escapes_root(rel) or (root is not None and outside_root(root, rel)):
+            where = f"the image root {root}" if root is not None else "the folder it is relative to"
+            return f"image {p!r} is not inside {where} (after '..' and symbolic links)"
+        rel = posixpath.normpath(rel)
         if root is not None:
             file = root / rel
             if check and not _is_file(str(file)):
@@ -188,6 +207,7 @@ def clear_image_cache() -> None:
     """Forget which images exist (called at the start of every export)."""
     _resolve_paths.cache_clear()
     _is_file.cache_clear()
+    _real_root.cache_clear()
 
 
 def image_paths(qa: QA, options: ExportOptions, where: str) -> tuple[tuple[str, ...], tuple[Path, ...] | None]:
