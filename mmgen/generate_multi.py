@@ -31,7 +31,6 @@ import time
 import zipfile
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Self
 
@@ -42,7 +41,7 @@ from scene_graphs.io import RecordError, atomic_write, depth_path, dumps, graph_
 from scene_graphs.model import DepthMap, SceneGraph, ValidationError
 
 from .engine import EngineOptions, Plan, RunSummary, ShardFiles, ShardOutcome, ShardSpec, ShardWorker, Stage, run_stage
-from .engine.core import shard_name
+from .engine.core import process_pool, shard_name
 from .generate import file_key
 from .groups import GroupOptions, ImageIndex, make_sets
 
@@ -98,7 +97,7 @@ def build_index(inputs: Sequence[Path], min_score: float = 0.2, confident_score:
     """The :class:`~mmgen.groups.ImageIndex` of every graph in ``inputs`` (shard order = numbering)."""
     tasks = [(str(p), i, min_score, confident_score) for i, p in enumerate(inputs)]
     if workers > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with process_pool(workers) as pool:
             parts = list(pool.map(scan_shard, tasks))
     else:
         parts = [scan_shard(t) for t in tasks]

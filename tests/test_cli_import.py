@@ -119,3 +119,20 @@ def test_same_file_name_in_two_folders_gets_two_ids(tmp_path: Path) -> None:
     assert sorted(g.path for g in graphs) == ["cam1/img.jpg", "cam2/img.jpg"]
     assert len({g.image_id for g in graphs}) == 2
     assert all(g.sha256 is not None and (g.width, g.height) == (12, 10) for g in graphs)
+
+
+@pytest.mark.parametrize("where", ["src-folder", "holds-src", "inside-src", "holds-images"])
+def test_overwrite_never_deletes_the_input(tmp_path: Path, where: str) -> None:
+    src = gqa_sample(tmp_path / "data")
+    images = tmp_path / "data" / "images"  # the sample's image is there
+    out = {"src-folder": src.parent, "holds-src": tmp_path, "inside-src": src.parent / "sg",
+           "holds-images": images}[where]
+    args = ["import", "--format", "gqa", str(src.parent if where == "inside-src" else src), "-o", str(out),
+            "--overwrite"]
+    if where == "holds-images":
+        args[4:4] = ["--images", str(images)]
+    before = sorted(p for p in tmp_path.rglob("*"))
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "output folder" in result.output and "choose" in result.output
+    assert sorted(p for p in tmp_path.rglob("*")) == before  # nothing deleted, nothing staged

@@ -47,6 +47,12 @@ def command(fmt: str, src: Path, out: Path, image_root: Path | None, allow_pickl
     from scene_graphs.formats import ImportReport, get_format
     from scene_graphs.io import write_graphs
 
+    from ..engine.core import EngineError, check_output_apart
+
+    try:
+        check_output_apart(out, [src], may_nest=[image_root or (src if src.is_dir() else src.parent)])
+    except EngineError as exc:
+        raise click.UsageError(str(exc)) from None
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise click.UsageError(f"output folder {out} is not empty (use --overwrite to replace it)")
     reader = get_format(fmt)

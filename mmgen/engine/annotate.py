@@ -2,8 +2,10 @@
 
 Planning builds the input index (:mod:`mmgen.inputs`: sorted relative paths, sizes, modification
 times, exact duplicates) in the output folder and cuts it into shards of ``shard_size`` images; a
-shard's input key is the digest of its index lines, so an edited or added image redoes only the
-shard it lands in. A worker loads the perception pipeline once (:class:`PipelineFactory`), decodes
+shard's input key is the digest of its index lines, so an edited or added image redoes the shard
+it lands in (and, an addition or removal, the shards after it). A redone shard takes the graphs of
+its images whose bytes did not change (same sha256) from the earlier run's files, kept in
+``OUT/.reuse/`` (see :mod:`mmgen.engine.core`): only new and edited images are annotated again. A worker loads the perception pipeline once (:class:`PipelineFactory`), decodes
 its shard's images in ``decode_threads`` threads ahead of the models and writes
 ``part-NNNNN.jsonl`` (+ ``part-NNNNN.depth.npz``).
 
@@ -20,6 +22,8 @@ index (``inputs.jsonl``, ``inputs.json``, ``inputs.errors.jsonl``).
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import logging
 import os
@@ -28,10 +32,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from scene_graphs.ids import image_id
 from scene_graphs.io import atomic_write
 
-from ..inputs import InputIndex, InputSource, build_index, entries_key, read_entries
+from ..inputs import InputEntry, InputIndex, InputSource, build_index, entries_key, file_digest, read_entries
 from .core import (
     DUPLICATE,
     EngineOptions,
@@ -43,6 +49,7 @@ from .core import (
     ShardWorker,
     Stage,
     fingerprint,
+    reuse_files,
     run_stage,
     shard_name,
 )
@@ -109,6 +116,7 @@ class AnnotateWorker(ShardWorker):
             raise RuntimeError(f"the input index {payload['index']} changed since this run planned its shards "
                                "(another rank listing changed images?); rerun to pick the new listing up")
         out = ShardOutcome(units=len(entries))
+        reused = _reusable_graphs(payload.get("reuse") or (), root, entries)
         todo: list[Path] = []
         for entry in entries:
             dup = entry.duplicate_of
@@ -117,10 +125,10 @@ class AnnotateWorker(ShardWorker):
                                    "kind": DUPLICATE, "error": f"{entry.path}: same bytes as {dup} "
                                                                f"(image {image_id(dup)}), which is kept",
                                    "duplicate_of": dup, "duplicate_of_id": image_id(dup)})
-            else:
+            elif entry.path not in reused:
                 todo.append(root / entry.path)
         before = dict(self.pipeline.seconds)
-        graphs = []
+        made: dict[str, Any] = {}
         for res in annotate_paths(self.pipeline, todo, root, batch_size=self.batch_size, max_pixels=self.max_pixels,
                                   threads=self.decode_threads):
             if isinstance(res, ImageFailure):
@@ -131,7 +139,12 @@ class AnnotateWorker(ShardWorker):
                 elif _logged == MAX_LOGGED_PER_PROCESS + 1:
                     log.warning("more images skipped; they are all listed in errors.jsonl")
             else:
-                graphs.append(res)
+                made[res.path] = res
+        graphs = [g for e in entries if (g := reused.get(e.path) or made.get(e.path)) is not None]
+        if len(graphs) != len(reused) + len(made):
+            raise RuntimeError(f"graph paths do not match the shard's index entries ({payload['index']})")
+        if reused:
+            out.count("reuse", "graphs", len(reused))
         t = time.perf_counter()
         files.path(".depth.npz")  # written beside the shard when a graph has a depth map
         write_graphs(files.path(".jsonl"), graphs)
@@ -143,12 +156,76 @@ class AnnotateWorker(ShardWorker):
         return out
 
 
+def _reusable_graphs(files: Iterable[str], root: Path, entries: list[InputEntry]) -> dict[str, Any]:
+    """The graphs kept from an earlier run (``OUT/.reuse/``) of this shard's images whose bytes did not
+    change (same sha256), by path."""
+    from scene_graphs.io import read_graphs
+
+    wanted = {e.path for e in entries if e.duplicate_of is None}
+    found: dict[str, Any] = {}
+    for name in files:
+        try:
+            for g in read_graphs(name):
+                if g.path in wanted and g.sha256:
+                    found[g.path] = g
+        except (OSError, ValueError) as exc:
+            log.warning("not reusing %s: %s", name, exc)
+    kept = {}
+    for path, g in found.items():
+        try:
+            if file_digest(root / path).hex() == g.sha256:
+                kept[path] = g
+        except OSError:
+            continue  # unreadable now: annotating it reports why
+    return kept
+
+
+def _path_range(path: Path) -> tuple[str, str] | None:
+    """The ``path`` of the first and the last graph of a graph shard (reads two lines)."""
+    try:
+        with path.open("rb") as f:
+            first = f.readline()
+            end = f.seek(0, os.SEEK_END)
+            pos, tail = end, b""
+            while pos > 0 and tail.rstrip(b"\n").count(b"\n") < 1:
+                step = min(1 << 16, pos)
+                pos -= step
+                f.seek(pos)
+                tail = f.read(step) + tail
+            last = tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        return str(orjson.loads(first)["path"]), str(orjson.loads(last)["path"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class ReuseCatalog:
+    """Which kept graph files (``OUT/.reuse/``) may hold the images between two paths."""
+
+    def __init__(self, files: Iterable[Path]) -> None:
+        ranges = sorted((r, str(p)) for p in files if (r := _path_range(p)) is not None)
+        self.firsts = [r[0] for r, _ in ranges]
+        self.lasts = [r[1] for r, _ in ranges]
+        self.files = [f for _, f in ranges]
+        self.max_last: list[str] = list(itertools.accumulate(self.lasts, max))
+
+    def overlapping(self, lo: str, hi: str) -> list[str]:
+        """Files whose path range meets ``[lo, hi]``, in file order."""
+        out = []
+        j = bisect.bisect_right(self.firsts, hi) - 1
+        while j >= 0 and self.max_last[j] >= lo:
+            if self.lasts[j] >= lo:
+                out.append(self.files[j])
+            j -= 1
+        return out[::-1]
+
+
 class AnnotateStage(Stage):
     """Images -> scene graphs (see the module docstring)."""
 
     name = "annotate"
     unit = "image"
     stateful = True
+    reuses = True
 
     def __init__(self, source: InputSource, factory: Callable[[], Any], settings: dict[str, Any], *,
                  shard_size: int = DEFAULT_SHARD_SIZE, batch_size: int = DEFAULT_BATCH_SIZE,
@@ -169,13 +246,14 @@ class AnnotateStage(Stage):
         self.gpus = gpus
         self._index: InputIndex | None = None
         self._where: list[tuple[int, int]] = []
+        self._reuse: ReuseCatalog | None = None
 
     def identity(self) -> dict[str, Any]:
         return {"perception": self.settings, "max_pixels": self.max_pixels, "shard_size": self.shard_size}
 
     def plan(self, out: Path, options: EngineOptions) -> Plan:
         index = build_index(self.source, out, limit=options.limit, threads=self.hash_threads)
-        self._index = index
+        self._index, self._reuse = index, None
         shards, self._where = [], []
         for i, (offset, count, digest) in enumerate(index.shards(self.shard_size)):
             shards.append(ShardSpec(i, digest, count))
@@ -192,8 +270,14 @@ class AnnotateStage(Stage):
     def payload(self, spec: ShardSpec) -> dict[str, Any]:
         assert self._index is not None
         offset, count = self._where[spec.index]
+        if self._reuse is None:
+            self._reuse = ReuseCatalog(reuse_files(self._index.folder))
+        reuse: list[str] = []
+        if self._reuse.files:
+            entries = self._index.read(offset, count)
+            reuse = self._reuse.overlapping(entries[0].path, entries[-1].path) if entries else []
         return {"root": str(self.source.root), "index": str(self._index.path), "offset": offset, "count": count,
-                "key": spec.key}
+                "key": spec.key, "reuse": reuse}
 
     def worker(self) -> AnnotateWorker:
         return AnnotateWorker(self.factory, self.batch_size, self.max_pixels, self.decode_threads)

@@ -23,6 +23,14 @@ files left by a killed process are removed (for the shards the process owns) whe
 shard whose inputs changed (an image edited or added) gets a new key and is redone; shards left
 over from a larger input are removed.
 
+**Reuse.** A stage with :attr:`Stage.reuses` (annotate) keeps the files of every shard it is about to
+redo and of shards left over from a larger input in ``OUT/.reuse/`` until the run is complete, so a
+worker takes the records of unchanged inputs from there: an image added or removed moves the later
+shards, but only the changed images go through the models again.
+
+**Worker processes** end with the driver (``prctl(PR_SET_PDEATHSIG)`` on Linux, a parent check
+before every shard elsewhere): ``kill -9`` of the main process leaves no worker behind.
+
 **Config.** :meth:`Stage.identity` is what shapes the records (program config, perception settings,
 shard size...). An output folder made with another identity is refused unless ``overwrite``; with
 ``overwrite`` the owned shards are all redone.
@@ -51,6 +59,9 @@ import logging
 import os
 import platform
 import re
+import shutil
+import signal
+import sys
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -70,6 +81,7 @@ SUMMARY = "summary.json"
 ERRORS = "errors.jsonl"
 SHARD_PREFIX = "part-"
 MARKER_SUFFIX = ".done.json"
+REUSE_DIR = ".reuse"
 DUPLICATE = "duplicate"
 """Error kind of an exact duplicate image (reported, but not a bad input for ``--strict``)."""
 MAX_SHARDS_SORTED = 100_000
@@ -102,6 +114,21 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def check_output_apart(out: Path, inputs: Iterable[Path], *, may_nest: Iterable[Path] = ()) -> None:
+    """Refuse an output folder that is, holds or lies inside one of ``inputs`` (replacing it would delete
+    the input), or that is or holds one of ``may_nest`` (folders the output may lie inside, such as an
+    images root)."""
+    where = out.resolve()
+    for path in inputs:
+        src = path.resolve()
+        if where == src or src.is_relative_to(where) or (src.is_dir() and where.is_relative_to(src)):
+            raise EngineError(f"output folder {out} overlaps the input {path}; choose an output folder outside it")
+    for path in may_nest:
+        src = path.resolve()
+        if where == src or src.is_relative_to(where):
+            raise EngineError(f"output folder {out} holds {path}, which the run reads; choose another output folder")
 
 
 # --------------------------------------------------------------------------------------- stage API
@@ -180,6 +207,10 @@ class Stage(ABC):
     """A stage of the flow on the engine (see the module docstring)."""
 
     name: ClassVar[str]
+    reuses: ClassVar[bool] = False
+    """Keep the files of shards about to be redone (their inputs changed) and of shards left over from a
+    larger input in ``OUT/.reuse/`` (named by their old input key), so that workers can take the
+    records of unchanged inputs from them (see :func:`reuse_files`); removed once the run is complete."""
     unit: ClassVar[str] = "shard"
     """What :attr:`ShardSpec.units` counts, for the progress bar and the summary."""
     stateful: ClassVar[bool] = False
@@ -309,16 +340,55 @@ def safe_execute(worker: ShardWorker, job: ShardJob) -> dict[str, Any]:
 
 _POOL_WORKER: ShardWorker | None = None
 _POOL_READY = False
+_POOL_PARENT: int | None = None
+_PR_SET_PDEATHSIG = 1
 
 
-def _pool_init(worker: ShardWorker) -> None:
-    global _POOL_WORKER, _POOL_READY
-    _POOL_WORKER, _POOL_READY = worker, False
+def die_with_parent(parent: int) -> None:
+    """Make this (worker) process end when the process ``parent`` dies, ``kill -9`` included.
+
+    On Linux the kernel sends SIGKILL when the parent goes (``prctl(PR_SET_PDEATHSIG)``); elsewhere
+    :func:`_exit_if_orphaned` checks before every shard. A parent that died before the call is caught
+    by the parent-pid check that follows it."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+                log.debug("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+        except (OSError, AttributeError) as exc:
+            log.debug("prctl unavailable: %s", exc)
+    _exit_if_orphaned(parent)
+
+
+def _exit_if_orphaned(parent: int | None) -> None:
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)  # the driver is gone: nobody will read what this worker writes
+
+
+def process_pool(workers: int, initializer: Any = None, initargs: tuple[Any, ...] = ()) -> ProcessPoolExecutor:
+    """A process pool whose workers end when this process dies (see :func:`die_with_parent`): the one
+    way the project starts worker processes."""
+    return ProcessPoolExecutor(max_workers=workers, initializer=_init_child,
+                               initargs=(os.getpid(), initializer, initargs))
+
+
+def _init_child(parent: int, initializer: Any, initargs: tuple[Any, ...]) -> None:
+    die_with_parent(parent)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _pool_init(worker: ShardWorker, parent: int | None = None) -> None:
+    global _POOL_WORKER, _POOL_READY, _POOL_PARENT
+    _POOL_WORKER, _POOL_READY, _POOL_PARENT = worker, False, parent
 
 
 def _pool_run(job: ShardJob) -> dict[str, Any]:
     global _POOL_READY
     assert _POOL_WORKER is not None
+    _exit_if_orphaned(_POOL_PARENT)
     if not _POOL_READY:
         try:
             _POOL_WORKER.setup()
@@ -339,7 +409,7 @@ def run_local(worker: ShardWorker, jobs: Iterable[ShardJob], workers: int = 1) -
         return
     pending: set[Future[dict[str, Any]]] = set()
     jobs = iter(jobs)
-    with ProcessPoolExecutor(max_workers=workers, initializer=_pool_init, initargs=(worker,)) as pool:
+    with process_pool(workers, _pool_init, (worker, os.getpid())) as pool:
         try:
             for job in jobs:
                 pending.add(pool.submit(_pool_run, job))
@@ -360,16 +430,7 @@ def run_local(worker: ShardWorker, jobs: Iterable[ShardJob], workers: int = 1) -
 def _valid(marker: Any, out: Path, config_id: str, key: str) -> bool:
     if not isinstance(marker, dict) or marker.get("config") != config_id or marker.get("key") != key:
         return False
-    files = marker.get("files")
-    if not isinstance(files, dict) or not files:
-        return False
-    for name, size in files.items():
-        try:
-            if (out / name).stat().st_size != size:
-                return False
-        except OSError:
-            return False
-    return True
+    return _files_intact(marker, out)
 
 
 def _check_manifest(out: Path, stage: Stage, config_id: str, overwrite: bool) -> None:
@@ -399,12 +460,52 @@ def _clean_temp_files(out: Path, options: EngineOptions) -> None:
             log.debug("removed %s (left by an interrupted run)", p.name)
 
 
-def _remove_stale_shards(out: Path, n_shards: int) -> None:
+def _remove_stale_shards(out: Path, n_shards: int, keep_for_reuse: str | None = None) -> None:
+    if keep_for_reuse is not None:
+        stale = {int(m.group(1)) for p in out.iterdir() if (m := _SHARD_FILE.match(p.name))}
+        for index in sorted(i for i in stale if i >= n_shards):
+            set_aside(out, index, keep_for_reuse)
     for p in sorted(out.iterdir()):
         m = _SHARD_FILE.match(p.name)
         if m and int(m.group(1)) >= n_shards and p.is_file():
             p.unlink(missing_ok=True)
             log.info("removed %s (left over from a larger earlier input)", p.name)
+
+
+def _files_intact(marker: Any, out: Path) -> bool:
+    files = marker.get("files") if isinstance(marker, dict) else None
+    if not isinstance(files, dict) or not files:
+        return False
+    for name, size in files.items():
+        try:
+            if (out / name).stat().st_size != size:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def set_aside(out: Path, index: int, config_id: str) -> bool:
+    """Move the files of complete shard ``index`` (made with ``config_id``) into ``OUT/.reuse/`` under its
+    input key (``part-00003.jsonl`` -> ``.reuse/KEY.jsonl``) and drop its marker; whether it moved."""
+    marker = read_json(marker_path(out, index))
+    if not isinstance(marker, dict) or marker.get("config") != config_id or not _files_intact(marker, out) \
+            or not re.fullmatch(r"[0-9a-f]+", str(marker.get("key", ""))):
+        return False
+    dest = out / REUSE_DIR
+    dest.mkdir(exist_ok=True)
+    stem = shard_name(index)
+    marker_path(out, index).unlink(missing_ok=True)
+    for name in marker["files"]:
+        os.replace(out / name, dest / (marker["key"] + name[len(stem):]))
+    log.debug("kept %s for reuse as %s/%s", stem, REUSE_DIR, marker["key"])
+    return True
+
+
+def reuse_files(out: Path) -> list[Path]:
+    """The record files kept for reuse in ``OUT/.reuse/`` (see :attr:`Stage.reuses`), sorted."""
+    folder = out / REUSE_DIR
+    return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
 
 
 def library_versions() -> dict[str, str]:
@@ -436,7 +537,8 @@ def run_stage(stage: Stage, out: str | os.PathLike[str], options: EngineOptions 
     n = len(plan.shards)
     if n > MAX_SHARDS_SORTED:
         log.warning("%d shards: names beyond part-99999 do not sort in shard order; use a larger shard size", n)
-    _remove_stale_shards(out, n)
+    reuse = stage.reuses and not options.overwrite
+    _remove_stale_shards(out, n, config_id if reuse else None)
     _clean_temp_files(out, options)
     manifest = {"stage": stage.name, "config_id": config_id, **identity, **plan.manifest, "shards": n,
                 "versions": {**library_versions(), **stage.versions()}}
@@ -448,6 +550,10 @@ def run_stage(stage: Stage, out: str | os.PathLike[str], options: EngineOptions 
     else:
         pending = [s for s in owned if not _valid(read_json(marker_path(out, s.index)), out, config_id, s.key)]
     resumed = len(owned) - len(pending)
+    if reuse:
+        kept = sum(set_aside(out, s.index, config_id) for s in pending)
+        if kept:
+            log.info("%s: %d shard(s) to redo; their records of unchanged inputs are reused", stage.name, kept)
     if resumed:
         log.info("%s: resuming: %d of %d shard(s) already complete, skipping them", stage.name, resumed, len(owned))
     jobs = (ShardJob(str(out), stage.name, s.index, s.key, config_id, stage.payload(s)) for s in pending)
@@ -455,6 +561,8 @@ def run_stage(stage: Stage, out: str | os.PathLike[str], options: EngineOptions 
     summary = summarize(stage, out, plan, config_id, options, plan_seconds=plan_seconds, done_now=done_now,
                         resumed=resumed, failed=failed, units_now=units_now,
                         wall=time.perf_counter() - started)
+    if summary["complete"] and (out / REUSE_DIR).is_dir():
+        shutil.rmtree(out / REUSE_DIR, ignore_errors=True)
     return summary
 
 
