@@ -25,12 +25,10 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-import inflect
-
 from scene_graphs.model import Box, Object
 
 from .base import GraphView
-from .grammar import capitalize
+from .grammar import capitalize, inflect_engine
 
 # ------------------------------------------------------------------------------- vocabulary
 _SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -108,7 +106,6 @@ _PREPOSITIONS = frozenset({"as", "at", "across", "along", "alongside", "around",
                            "is", "are"})
 _IRREGULAR_BASE = {"lies": "lie", "ties": "tie", "dies": "die"}
 """Third-person forms that inflect gets wrong."""
-_ENGINE = inflect.engine()
 
 
 @lru_cache(maxsize=8192)
@@ -137,7 +134,7 @@ def verb_parts(predicate: str) -> tuple[str, str, str]:
     words = predicate.split()
     first = words[0]
     if first not in _PREPOSITIONS and not first.endswith(("ing", "ed")):
-        base = _IRREGULAR_BASE.get(first) or _ENGINE.plural_verb(first)
+        base = _IRREGULAR_BASE.get(first) or inflect_engine().plural_verb(first)
         if base and base != first:
             return "does", " ".join([base, *words[1:]]), predicate
     return "is", predicate, f"is {predicate}"

@@ -79,9 +79,9 @@ def strip_quoted(text: str) -> str:
 
 @lru_cache(maxsize=None)
 def _number_words() -> dict[str, int]:
-    import inflect
+    from programs.grammar import inflect_engine
 
-    engine = inflect.engine()
+    engine = inflect_engine()
     return {engine.number_to_words(n): n for n in range(0, 101)}
 
 
