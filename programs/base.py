@@ -120,9 +120,13 @@ class QA:
     turns: tuple[tuple[str, str], ...] = ()
     """Multi-turn records (conversations): every (question, answer) pair; the first is also
     ``question`` / ``answer``. Empty for single-turn records."""
+    extensions: Mapping[str, Any] = field(default_factory=dict)
+    """What later stages added, by key (``evolved`` from evolve, ``curation`` from curate...): kept
+    through every read and write, written as top-level keys after the generated fields
+    (:mod:`programs.schema`)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "id": self.id, "program": self.program, "family": self.family, "template": self.template,
             "question_type": self.question_type, "answer_type": self.answer_type, "images": list(self.images),
             "question": self.question, "answer": self.answer, "options": list(self.options),
@@ -130,6 +134,15 @@ class QA:
             "value": self.value, "provenance": dict(self.provenance), "seed": self.seed,
             "image_paths": list(self.image_paths), "turns": [list(t) for t in self.turns],
         }
+        for key, value in self.extensions.items():
+            d.setdefault(key, value)  # a generated field always wins
+        return d
+
+    def generated(self) -> QA:
+        """This record without extensions: what its program made (what ``mmgen verify`` regenerates)."""
+        from dataclasses import replace
+
+        return replace(self, extensions={}) if self.extensions else self
 
     def _repr_html_(self) -> str:
         from .display import qa_html  # Jupyter display
@@ -138,11 +151,17 @@ class QA:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> QA:
+        """A record read back (validated by :func:`programs.schema.check_qa`; raises
+        :class:`~scene_graphs.model.ValidationError` naming the field); unknown keys become ``extensions``."""
+        from .schema import QA_KEYS, check_qa
+
+        check_qa(d)
         return cls(d["id"], d["program"], d.get("family", ""), d["template"], d["question_type"], d["answer_type"],
                    tuple(d["images"]), d["question"], d["answer"], tuple(d.get("options") or ()),
                    d.get("answer_index"), d.get("rationale", ""), d["plan"], d.get("value"),
                    d.get("provenance") or {}, d.get("seed", 0), tuple(d.get("image_paths") or ()),
-                   tuple(tuple(t) for t in d.get("turns") or ()))
+                   tuple(tuple(t) for t in d.get("turns") or ()),
+                   {k: v for k, v in d.items() if k not in QA_KEYS})
 
 
 # --------------------------------------------------------------------------------------- seeding

@@ -77,7 +77,7 @@ def iter_qa(src: str | os.PathLike[str]) -> Iterator[tuple[Any, str]]:
             where = f"{path}:{lineno}"
             try:
                 yield QA.from_dict(data), where
-            except (KeyError, TypeError, AttributeError) as exc:
+            except (KeyError, TypeError, AttributeError, ValueError) as exc:
                 raise ExportError(f"{where}: not a QA record ({type(exc).__name__}: {exc})") from None
 
 

@@ -13,7 +13,8 @@ image bytes embedded, or with ``hf_images="path"`` the absolute path below the i
 ``messages`` (the chat-template messages of the ``messages`` format: system prompt, image parts,
 options, rationale applied), ``image_paths`` (relative paths), and the QA record's own ``program``,
 ``family``, ``template``, ``question_type``, ``answer_type``, ``question``, ``answer``, ``options``,
-``answer_index``, ``rationale``.
+``answer_index``, ``rationale``, and ``extensions``: the lineage later stages added to the record
+(``evolved``, ``curation``...) as a JSON object in a string, null when there is none.
 
 Embedding copies an image into every record that uses it: with many questions per image, ``path``
 mode keeps the files small. Written in bounded memory: rows go out in row groups per file.
@@ -68,7 +69,7 @@ def features() -> Any:
         "id": string, "images": Sequence(Image()), "messages": [message], "image_paths": Sequence(string),
         "program": string, "family": string, "template": string, "question_type": string, "answer_type": string,
         "question": string, "answer": string, "options": Sequence(string), "answer_index": Value("int32"),
-        "rationale": string,
+        "rationale": string, "extensions": string,
     })
 
 
@@ -195,6 +196,7 @@ class HFFormat(Format):
                 row = {"id": item.id, "images": images, "messages": message_list(item),
                        "image_paths": list(item.images), **{c: getattr(qa, c) for c in QA_COLUMNS}}
                 row["options"] = list(qa.options)
+                row["extensions"] = json.dumps(dict(qa.extensions), sort_keys=True) if qa.extensions else None
                 part.add(row, sum(len(i["bytes"] or b"") for i in images))
             for part in parts.values():
                 part.close()

@@ -7,7 +7,8 @@
 rationale and system prompt do not apply: ProVision keeps options in their own field). ``metadata`` is a
 JSON *string* (as in ProVision-10M) holding everything else mmgen knows: the export id, family,
 template, question type, answer type and index, image ids, rationale, plan, value, provenance, seed,
-all turns of a multi-turn record, and the split. :func:`to_qa` rebuilds the QA record from it.
+all turns of a multi-turn record, the split and the record's ``extensions`` (lineage such as
+``evolved`` and ``curation``). :func:`to_qa` rebuilds the QA record from it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def metadata_of(item: Rendered) -> dict[str, Any]:
             "question_type": qa.question_type, "answer_type": qa.answer_type, "answer_index": qa.answer_index,
             "images": list(qa.images), "rationale": qa.rationale, "plan": qa.plan, "value": qa.value,
             "provenance": dict(qa.provenance), "seed": qa.seed, "turns": [list(t) for t in qa.turns],
-            "split": item.split}
+            "split": item.split, **({"extensions": dict(qa.extensions)} if qa.extensions else {})}
 
 
 def parse_metadata(raw: dict[str, Any]) -> dict[str, Any]:
@@ -47,8 +48,11 @@ def parse_metadata(raw: dict[str, Any]) -> dict[str, Any]:
 
 def to_qa(raw: dict[str, Any]) -> QA:
     """The QA record a ProVision record was exported from (``image_paths`` as written)."""
-    meta = parse_metadata(raw)
-    return QA.from_dict({**meta, "id": meta["qa_id"], "program": raw["generator"], "question": raw["question"],
+    meta = dict(parse_metadata(raw))
+    lineage = meta.pop("extensions", None) or {}
+    qa_id = meta.pop("qa_id")
+    meta.pop("split", None)  # the export's, not the record's
+    return QA.from_dict({**lineage, **meta, "id": qa_id, "program": raw["generator"], "question": raw["question"],
                          "answer": raw["answer"], "options": raw["options"], "image_paths": raw["data_path"]})
 
 
