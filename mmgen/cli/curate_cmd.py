@@ -40,12 +40,22 @@ log = logging.getLogger("mmgen.curate")
               help="[--judge] Keep this fraction of the best-scored records instead of a threshold.")
 @click.option("--scene-graphs", "sg", type=click.Path(exists=True, path_type=Path), default=None,
               help="[--judge] The scene graphs (the judge checks answers against them).")
+@click.option("--vlm", is_flag=True, help="[--judge] The model sees the image(s) too (a vision-language model; "
+                                         "needs --image-root).")
+@click.option("--vlm-verify", is_flag=True,
+              help="Agreement filter: a vision-language model answers each question from the image, blind to our "
+                   "answer; records it clearly contradicts are dropped (needs a model, --scene-graphs, --image-root).")
+@click.option("--image-root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="[--vlm, --vlm-verify] The folder the images were annotated from.")
+@click.option("--vlm-max-side", type=click.IntRange(min=32), default=768, show_default=True,
+              help="[--vlm, --vlm-verify] Longer side, in pixels, of the images sent to the model.")
 @click.option("--overwrite", is_flag=True, help="Replace an output folder made with other settings.")
 @llm_options
 def command(qa: Path, out: Path, seed: int, min_question_words: int, max_question_words: int, max_answer_words: int,
             min_latin: float, near_dup_threshold: float, near_dup_any_answer: bool, max_answer_share: float,
             min_answer_count: int, min_quality: float, judge: bool, judge_threshold: float | None,
-            judge_top: float | None, sg: Path | None, overwrite: bool, **kwargs: Any) -> None:
+            judge_top: float | None, sg: Path | None, vlm: bool, vlm_verify: bool, image_root: Path | None,
+            vlm_max_side: int, overwrite: bool, **kwargs: Any) -> None:
     """Remove duplicate, unbalanced, malformed and weak QA records; every drop is kept with its reason.
 
     Without a model: exact and near duplicates per image (MinHash), answer-balance capping per
@@ -58,25 +68,35 @@ def command(qa: Path, out: Path, seed: int, min_question_words: int, max_questio
       mmgen curate out/qa -o out/qa-curated
       mmgen curate out/qa -o out/qa-curated --judge --judge-top 0.8 --scene-graphs out/scene_graphs \\
           --llm-base-url http://127.0.0.1:8000/v1 --llm-model smollm2
+      mmgen curate out/qa -o out/qa-checked --vlm-verify --scene-graphs out/scene_graphs \
+          --image-root images/ --llm-base-url http://127.0.0.1:8000/v1 --llm-model Qwen/Qwen2.5-VL-7B-Instruct
     """
     from ..curate import CurateOptions, curate
 
     values = pop_llm_options(kwargs)
-    if (judge_threshold is not None or judge_top is not None or sg is not None) and not judge:
-        raise click.UsageError("--judge-threshold, --judge-top and --scene-graphs only apply with --judge")
+    if (judge_threshold is not None or judge_top is not None or vlm) and not judge:
+        raise click.UsageError("--judge-threshold, --judge-top and --vlm only apply with --judge")
+    if sg is not None and not (judge or vlm_verify):
+        raise click.UsageError("--scene-graphs only applies with --judge or --vlm-verify")
+    if (vlm or vlm_verify) and image_root is None:
+        raise click.UsageError("--vlm and --vlm-verify need --image-root")
     settings = None
-    if judge:
+    if judge or vlm_verify:
         if sg is None:
-            raise click.UsageError("--judge needs --scene-graphs")
+            raise click.UsageError("--judge and --vlm-verify need --scene-graphs")
         settings = settings_from(values, seed)
     options = CurateOptions(seed=seed, min_question_words=min_question_words, max_question_words=max_question_words,
                             max_answer_words=max_answer_words, min_latin=min_latin,
                             near_dup_threshold=near_dup_threshold, near_dup_any_answer=near_dup_any_answer,
                             max_answer_share=max_answer_share, min_answer_count=min_answer_count,
                             min_quality=min_quality, judge=judge, judge_threshold=judge_threshold,
-                            judge_top=judge_top, limits=limits_from(values))
+                            judge_top=judge_top, limits=limits_from(values), vlm=vlm, vlm_verify=vlm_verify,
+                            image_root=str(image_root) if image_root else None, vlm_max_side=vlm_max_side)
     summary = curate(qa, out, options, sg_src=sg, settings=settings, overwrite=overwrite)
     log.info("%d records in, %d kept, %d dropped -> %s", summary["inputs"], summary["kept"], summary["dropped"], out)
+    if "vlm_verify" in summary:
+        log.info("VLM verify: %d checked, %s", summary["vlm_verify"]["checked"],
+                 ", ".join(f"{k} {v}" for k, v in summary["vlm_verify"]["outcomes"].items()) or "nothing")
     for name, count in summary["dropped_by_filter"].items():
         log.info("%6d dropped by %s", count, name)
     if "llm" in summary:

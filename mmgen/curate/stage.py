@@ -8,7 +8,13 @@ Filters, in this order (each record is dropped by the first that rejects it, wit
 4. ``exact_duplicate`` and ``near_duplicate``: :mod:`mmgen.curate.dedup`, per image set;
 5. ``quality``: the InstructMining-style score of :mod:`mmgen.curate.quality` below ``min_quality``;
 6. ``balance``: answer-balance capping per program, :mod:`mmgen.curate.balance`;
-7. ``judge`` (only with a model): :mod:`mmgen.llm.judge` scores, :mod:`mmgen.curate.select` keeps.
+7. ``judge`` (only with a model): :mod:`mmgen.llm.judge` scores, :mod:`mmgen.curate.select` keeps;
+   with ``vlm`` the judge also sees the image(s);
+8. ``vlm_verify`` (only with a vision model): :mod:`mmgen.llm.vlm_verify` asks the question blind to our
+   answer and drops the records where the model clearly disagrees.
+
+A failed request to the model is never a verdict: the stage stops (exit 1) before writing anything and
+a rerun finishes from the request cache.
 
 Nothing is lost: every input record is either in a ``part-NNNNN.jsonl`` (input order kept, with a
 ``curation`` field: quality score, judge verdict) or in ``dropped.jsonl`` (``filter``, ``reason``,
@@ -61,6 +67,12 @@ class CurateOptions:
     judge_threshold: float | None = None
     judge_top: float | None = None
     limits: GraphLimits = field(default_factory=GraphLimits)
+    vlm: bool = False
+    """The judge sees the image(s) (needs ``image_root``)."""
+    vlm_verify: bool = False
+    """Agreement filter: a VLM answers each question blind to our answer (needs ``image_root``)."""
+    image_root: str | None = None
+    vlm_max_side: int = 768
 
     def __post_init__(self) -> None:
         if not 0 < self.near_dup_threshold <= 1:
@@ -73,10 +85,18 @@ class CurateOptions:
             raise ValueError("--judge-top must be in (0, 1]")
         if self.judge and self.judge_threshold is None and self.judge_top is None:
             object.__setattr__(self, "judge_threshold", 6.0)
+        if self.vlm and not self.judge:
+            raise ValueError("--vlm shows the images to the judge: it needs --judge")
+        if (self.vlm or self.vlm_verify) and not self.image_root:
+            raise ValueError("--vlm and --vlm-verify need --image-root (the folder the images were annotated from)")
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k != "limits"}
+        d = {k: v for k, v in self.__dict__.items() if k not in ("limits", "image_root")}
         d["limits"] = dict(self.limits.__dict__)
+        if self.vlm_verify:
+            from ..llm.vlm_verify import VERIFY_VERSION
+
+            d["vlm_verify_prompt"] = VERIFY_VERSION
         if self.judge:
             from ..llm.prompts import JUDGE_VERSION
 
@@ -132,10 +152,15 @@ def curate(qa_src: str | Path, out: str | Path, options: CurateOptions = CurateO
 
     qa_src, out = Path(qa_src), Path(out)
     inputs = qa_shards(qa_src)
-    if options.judge and (settings is None or sg_src is None):
-        raise ValueError("--judge needs a model (--llm-base-url, --llm-model) and --scene-graphs")
+    if (options.judge or options.vlm_verify) and (settings is None or sg_src is None):
+        raise ValueError("--judge and --vlm-verify need a model (--llm-base-url, --llm-model) and --scene-graphs")
+    images = None
+    if options.vlm or options.vlm_verify:
+        from ..llm.vision import ImageSource
+
+        images = ImageSource(Path(str(options.image_root)), options.vlm_max_side)
     stage_settings = options.to_dict()
-    if options.judge:
+    if options.judge or options.vlm_verify:
         stage_settings["llm"] = settings.identity()
     manifest = stage_manifest(STAGE, qa_src, inputs, stage_settings)
     prepare_output(out, manifest, ("qa_inputs", STAGE, "config"), overwrite)
@@ -183,7 +208,7 @@ def curate(qa_src: str | Path, out: str | Path, options: CurateOptions = CurateO
     verdicts: dict[int, dict[str, Any]] = {}
     llm_summary = None
     if options.judge:
-        verdicts, llm_summary = _judge(inputs, drops, options, sg_src, settings)  # type: ignore[arg-type]
+        verdicts, llm_summary = _judge(inputs, drops, options, sg_src, settings, images)  # type: ignore[arg-type]
         failed = [i for i, v in verdicts.items() if v.pop("server_failed", False)]
         if failed:
             from ..llm.client import LLMIncompleteError
@@ -198,10 +223,32 @@ def curate(qa_src: str | Path, out: str | Path, options: CurateOptions = CurateO
             detail = f": {v['error']}" if v.get("error") else (f" ({v['reason'][:200]})" if v.get("reason") else "")
             drops[i] = ("judge", reason + detail)
 
-    summary = _write(out, inputs, drops, by_index, verdicts, settings)
+    checks: dict[int, dict[str, Any]] = {}
+    verify_summary = None
+    if options.vlm_verify:
+        checks, verify_summary = _vlm_verify(inputs, drops, sg_src, settings, images)  # type: ignore[arg-type]
+        failed = [i for i, c in checks.items() if c.pop("server_failed", False)]
+        if failed:
+            from ..llm.client import LLMIncompleteError
+
+            raise LLMIncompleteError(
+                f"{len(failed)} of {len(checks)} record(s) could not be checked by the VLM because requests to "
+                f"{settings.base_url} failed ({verify_summary.get('errors') or 'see the log'}); nothing was written "
+                "or dropped for it. Answered requests are cached: rerun the same command to finish.")
+        for i, c in checks.items():
+            if c["agree"] is False:
+                drops[i] = ("vlm_verify", f"the VLM answered {c['vlm_answer'][:100]!r} ({c['note']}); "
+                                          f"the record says {by_index[i].answer[:100]!r}")
+
+    summary = _write(out, inputs, drops, by_index, verdicts, settings, checks)
     summary.update(inputs=n_input, answer_caps=caps)
     if llm_summary is not None:
         summary["llm"] = llm_summary
+    if verify_summary is not None:
+        outcomes = Counter("agree" if c.get("agree") else "disagree" if c.get("agree") is False
+                           else c.get("note", "unclear") for c in checks.values() if c)
+        summary["vlm_verify"] = {"checked": sum(1 for c in checks.values() if c), "outcomes": dict(sorted(outcomes.items())),
+                                 "llm": verify_summary}
     if summary["kept"] + summary["dropped"] != n_input:
         raise AssertionError("curation lost records: kept + dropped != input")  # guarded by tests
     write_json(out / SUMMARY, summary)
@@ -237,7 +284,7 @@ def _balance(entries: Sequence[Entry], drops: dict[int, tuple[str, str]], option
 
 
 def _judge(inputs: Sequence[Path], drops: Mapping[int, tuple[str, str]], options: CurateOptions,
-           sg_src: str | Path, settings: Any) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
+           sg_src: str | Path, settings: Any, images: Any = None) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
     """Judge verdicts (as dicts) of every record still kept, in batches; and the client's summary."""
     from ..llm.client import LLMClient
     from ..llm.judge import Judge
@@ -248,7 +295,7 @@ def _judge(inputs: Sequence[Path], drops: Mapping[int, tuple[str, str]], options
     verdicts: dict[int, dict[str, Any]] = {}
     try:
         with LLMClient(settings) as client:
-            judge = Judge(client, lookup.get, min_score, options.limits)
+            judge = Judge(client, lookup.get, min_score, options.limits, images=images)
             batch: list[tuple[int, dict[str, Any]]] = []
 
             def flush() -> None:
@@ -272,8 +319,42 @@ def _judge(inputs: Sequence[Path], drops: Mapping[int, tuple[str, str]], options
         lookup.close()
 
 
+def _vlm_verify(inputs: Sequence[Path], drops: Mapping[int, tuple[str, str]], sg_src: str | Path, settings: Any,
+                images: Any) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
+    """The VLM's blind answer, compared, for every record still kept; and the client's summary."""
+    from ..llm.client import LLMClient
+    from ..llm.stage import GraphLookup
+    from ..llm.vlm_verify import Verifier
+
+    lookup = GraphLookup(sg_src)
+    checks: dict[int, dict[str, Any]] = {}
+    try:
+        with LLMClient(settings) as client:
+            batch: list[tuple[int, dict[str, Any]]] = []
+
+            def flush() -> None:
+                graphs = {i: lookup.get(i) for _, rec in batch for i in rec["images"]}
+                verifier = Verifier(client, images, graphs.get)
+                for (index, _), check in zip(batch, client.map(verifier, [rec for _, rec in batch]), strict=True):
+                    checks[index] = {**check.to_dict(settings.model), "server_failed": check.server_failed}
+                batch.clear()
+
+            for index, _s, _l, rec in _records(inputs):
+                if index in drops:
+                    continue
+                batch.append((index, rec))
+                if len(batch) >= JUDGE_BATCH:
+                    flush()
+            if batch:
+                flush()
+            return checks, client.summary()
+    finally:
+        lookup.close()
+
+
 def _write(out: Path, inputs: Sequence[Path], drops: Mapping[int, tuple[str, str]], by_index: Mapping[int, Entry],
-           verdicts: Mapping[int, dict[str, Any]], settings: Any) -> dict[str, Any]:
+           verdicts: Mapping[int, dict[str, Any]], settings: Any,
+           checks: Mapping[int, dict[str, Any]] | None = None) -> dict[str, Any]:
     kept = 0
     per_filter: Counter = Counter()
     per_program: dict[str, Counter] = defaultdict(Counter)
@@ -297,12 +378,16 @@ def _write(out: Path, inputs: Sequence[Path], drops: Mapping[int, tuple[str, str
                     extra = {"line": lineno}
                     if verdict is not None:
                         extra["judge"] = verdict
+                    if checks and checks.get(index):
+                        extra["vlm_verify"] = checks[index]
                     dropped_file.write(dumps(drop_entry(STAGE, record, filter_name, reason, path.name, **extra)))
                 else:
                     out_rec = dict(rec)
                     curation: dict[str, Any] = {"quality": by_index[index].quality}
                     if verdict is not None:
                         curation["judge"] = verdict
+                    if checks and checks.get(index):
+                        curation["vlm_verify"] = checks[index]
                     out_rec["curation"] = curation
                     lines.append(dumps(out_rec))
                     per_program[str(program)]["kept"] += 1

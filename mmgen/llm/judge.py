@@ -34,8 +34,10 @@ class Judge:
     """Scores records with ``client``; graphs come from ``get_graph`` (image id -> graph or None)."""
 
     def __init__(self, client: LLMClient, get_graph: Callable[[str], SceneGraph | None], min_score: float = 0.2,
-                 limits: GraphLimits | None = None) -> None:
+                 limits: GraphLimits | None = None, images: Any = None) -> None:
         self.client = client
+        self.images = images
+        """An :class:`~mmgen.llm.vision.ImageSource`: the judge sees the image(s) too (a VLM)."""
         self.get_graph = get_graph
         self.min_score = min_score
         self.limits = limits or GraphLimits()
@@ -44,8 +46,12 @@ class Judge:
         graphs = [self.get_graph(i) for i in rec.get("images") or ()]
         if not graphs or any(g is None for g in graphs):
             return Verdict(None, error=f"no scene graph for image(s) {list(rec.get('images') or ())}")
-        answer = self.client.ask(judge_messages(graphs, rec, self.min_score, self.limits),  # type: ignore[arg-type]
-                                 JUDGE_SCHEMA, "judgement")
+        messages = judge_messages(graphs, rec, self.min_score, self.limits)  # type: ignore[arg-type]
+        if self.images is not None:
+            from .vision import attach_images
+
+            messages = attach_images(messages, self.images.parts(graphs))
+        answer = self.client.ask(messages, JUDGE_SCHEMA, "judgement")
         if not answer.ok:
             return Verdict(None, error=answer.error, server_failed=answer.server_failed)
         data = answer.data or {}
