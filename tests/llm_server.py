@@ -2,7 +2,11 @@
 
 * :func:`llama_server_url` starts ``python -m llama_cpp.server`` once per test session on a free
   127.0.0.1 port with the GGUF found by the weight resolver, waits for ``/v1/models`` and stops it at
-  exit; it skips with the reason when the GGUF or ``llama_cpp`` is missing.
+  exit; it skips with the reason when the GGUF or ``llama_cpp`` is missing (``tests/conftest.py``
+  turns that skip into a failure under ``CI=true``). When the server process dies (a crash in
+  llama.cpp's CPU kernels is a signal such as SIGSEGV or SIGILL), :func:`server_death` says how, with
+  the tail of its log; ``tests/conftest.py`` puts that first in the report of any test that used the
+  server and failed.
 * :class:`FakeServer` is an ``http.server`` on 127.0.0.1 whose replies come from a Python function:
   malformed JSON, sleeping past the timeout, 500 then success... It records every request and the
   largest number in flight at once.
@@ -57,6 +61,32 @@ def gguf_path() -> Path:
     return found.path
 
 
+def describe_exit(returncode: int, log_path: str | Path | None, tail_chars: int = 2000) -> str:
+    """How a process ended (``killed by SIGSEGV (signal 11)`` or ``exited with status 1``) and its log tail."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = "an unknown signal"
+        how = f"killed by {name} (signal {-returncode})"
+    else:
+        how = f"exited with status {returncode}"
+    tail = ""
+    if log_path is not None and Path(log_path).exists():
+        tail = Path(log_path).read_text(errors="replace")[-tail_chars:]
+    return f"{how}; last lines of its log ({log_path}):\n{tail}"
+
+
+def server_death() -> str | None:
+    """Why the session's llama.cpp server is gone, or None while it runs (or was never started)."""
+    proc = _llama.get("proc")
+    if proc is None or proc.poll() is None:
+        return _llama.get("death")
+    death = f"the llama.cpp server process died: {describe_exit(proc.returncode, _llama.get('log_path'))}"
+    _llama["death"] = death
+    return death
+
+
 def _stop_llama() -> None:
     proc = _llama.pop("proc", None)
     if proc is not None and proc.poll() is None:
@@ -74,9 +104,10 @@ def _stop_llama() -> None:
 def llama_server_url(n_ctx: int = 2048, startup_timeout: float = 90.0) -> str:
     """Base URL (``http://127.0.0.1:PORT/v1``) of the session's llama.cpp server, started on first use."""
     if "url" in _llama:
-        if _llama["proc"].poll() is None:
+        death = server_death()
+        if death is None:
             return str(_llama["url"])
-        pytest.skip("the llama.cpp server exited earlier in this session")
+        pytest.fail(f"{death}\n(it died earlier in this session)", pytrace=False)
     missing = [m for m in ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context")
                if importlib.util.find_spec(m) is None]
     if missing:
@@ -88,15 +119,15 @@ def llama_server_url(n_ctx: int = 2048, startup_timeout: float = 90.0) -> str:
            str(port), "--n_ctx", str(n_ctx), "--n_threads", "1", "--seed", "0",
            "--verbose", "False"]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    _llama.update(proc=proc, log=log)
+    _llama.update(proc=proc, log=log, log_path=log.name)
     atexit.register(_stop_llama)
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + startup_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = Path(log.name).read_text(errors="replace")[-2000:]
+            message = f"the llama.cpp server did not start: {describe_exit(proc.returncode, log.name)}"
             _stop_llama()
-            pytest.fail(f"llama.cpp server exited with {proc.returncode}:\n{tail}")
+            pytest.fail(message, pytrace=False)
         try:
             with urllib.request.urlopen(f"{url}/models", timeout=2) as r:
                 if r.status == 200:
