@@ -147,3 +147,30 @@ def test_vlm_options_need_an_image_root(qa_dir: Path, tmp_path: Path) -> None:
 ])
 def test_compare_rules(rec: dict, reply: str, agree: bool | None) -> None:
     assert compare(rec, reply).agree is agree
+
+
+def test_evolve_with_vlm_sends_the_images_with_every_request(tmp_path: Path) -> None:
+    from mmgen.generate import generate
+    from programs.base import ProgramConfig
+    from tests.llm_server import scripted_model
+
+    qa = tmp_path / "qa"
+    generate(ASSETS, qa, ProgramConfig(seed=0, max_per_image=1), ["single.attribute_color"])
+    cooperative = scripted_model()
+    images_per_request: list[int] = []
+
+    def vlm(body: dict, n: int) -> Reply:
+        text, images, _ = user_parts(body)
+        images_per_request.append(len(images))
+        flat = {**body, "messages": [m if m["role"] != "user" else {"role": "user", "content": text}
+                                     for m in body["messages"]]}
+        return cooperative(flat, n)
+
+    with FakeServer(vlm) as srv:
+        result = CliRunner().invoke(main, [
+            "evolve", str(qa), "-o", str(tmp_path / "evo"), "--scene-graphs", str(ASSETS), "--vlm", "--image-root",
+            str(IMAGES), "--vlm-max-side", str(MAX_SIDE), "--llm-base-url", srv.url, "--llm-model", "fake-vlm",
+            "--no-llm-cache"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    assert images_per_request and set(images_per_request) == {1}  # rewrite and elimination both see the image
+    assert any("evolved" in r for r in records(tmp_path / "evo" / "part-00000.jsonl"))

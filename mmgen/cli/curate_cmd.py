@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..llm.options import limits_from, llm_options, pop_llm_options, settings_from
+from ..llm.options import limits_from, llm_options, pop_llm_options, settings_from, vlm_options
 
 log = logging.getLogger("mmgen.curate")
 
@@ -40,15 +40,10 @@ log = logging.getLogger("mmgen.curate")
               help="[--judge] Keep this fraction of the best-scored records instead of a threshold.")
 @click.option("--scene-graphs", "sg", type=click.Path(exists=True, path_type=Path), default=None,
               help="[--judge] The scene graphs (the judge checks answers against them).")
-@click.option("--vlm", is_flag=True, help="[--judge] The model sees the image(s) too (a vision-language model; "
-                                         "needs --image-root).")
 @click.option("--vlm-verify", is_flag=True,
               help="Agreement filter: a vision-language model answers each question from the image, blind to our "
                    "answer; records it clearly contradicts are dropped (needs a model, --scene-graphs, --image-root).")
-@click.option("--image-root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="[--vlm, --vlm-verify] The folder the images were annotated from.")
-@click.option("--vlm-max-side", type=click.IntRange(min=32), default=768, show_default=True,
-              help="[--vlm, --vlm-verify] Longer side, in pixels, of the images sent to the model.")
+@vlm_options
 @click.option("--overwrite", is_flag=True, help="Replace an output folder made with other settings.")
 @llm_options
 def command(qa: Path, out: Path, seed: int, min_question_words: int, max_question_words: int, max_answer_words: int,

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..llm.options import limits_from, llm_options, pop_llm_options, settings_from
+from ..llm.options import limits_from, llm_options, pop_llm_options, settings_from, vlm_options
 
 log = logging.getLogger("mmgen.evolve")
 
@@ -29,9 +29,10 @@ log = logging.getLogger("mmgen.evolve")
               help="final: each record's latest surviving version (itself if none); evolved: only evolved "
                    "records; all: the inputs plus every surviving round.")
 @click.option("--overwrite", is_flag=True, help="Replace an output folder made with other settings (or redo it).")
+@vlm_options
 @llm_options
 def command(qa: Path, out: Path, sg: Path, rounds: int, seed: int, directions: str, emit: str, overwrite: bool,
-            **kwargs: Any) -> None:
+            vlm: bool, image_root: Path | None, vlm_max_side: int, **kwargs: Any) -> None:
     """Rewrite QA records with a language model in rounds; keep rewrites that pass the rule guard and
     the model's elimination check.
 
@@ -51,8 +52,15 @@ def command(qa: Path, out: Path, sg: Path, rounds: int, seed: int, directions: s
     from ..llm.evolve import EvolveOptions, evolve
 
     values = pop_llm_options(kwargs)
+    if vlm and image_root is None:
+        raise click.UsageError("--vlm needs --image-root")
     settings = settings_from(values, seed)
-    options = EvolveOptions(rounds=rounds, seed=seed, emit=emit, limits=limits_from(values),
+    images = None
+    if vlm:
+        from ..llm.vision import ImageSource
+
+        images = ImageSource(image_root, vlm_max_side)  # type: ignore[arg-type]
+    options = EvolveOptions(rounds=rounds, seed=seed, emit=emit, limits=limits_from(values), images=images,
                             directions=tuple(d.strip() for d in directions.split(",") if d.strip()))
     summary = evolve(qa, sg, out, settings, options, overwrite=overwrite)
     llm = summary["llm_this_run"]

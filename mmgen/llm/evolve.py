@@ -72,6 +72,8 @@ class EvolveOptions:
     directions: tuple[str, ...] = DIRECTIONS
     emit: str = "final"
     limits: GraphLimits = field(default_factory=GraphLimits)
+    images: Any = None
+    """An :class:`~mmgen.llm.vision.ImageSource`: rewrite and elimination requests carry the image(s) (a VLM)."""
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -85,7 +87,8 @@ class EvolveOptions:
     def to_dict(self) -> dict[str, Any]:
         return {"rounds": self.rounds, "seed": self.seed, "directions": list(self.directions), "emit": self.emit,
                 "limits": dict(self.limits.__dict__),
-                "prompts": {"evolve": EVOLVE_VERSION, "eliminate": ELIMINATE_VERSION}}
+                "prompts": {"evolve": EVOLVE_VERSION, "eliminate": ELIMINATE_VERSION},
+                **({"vlm": self.images.identity()} if self.images is not None else {})}
 
 
 def choose_direction(seed: int, root_id: str, round_no: int,
@@ -127,6 +130,14 @@ class Evolver:
         self.min_score = float((program_config or {}).get("min_score", 0.2))
 
     # -- helpers ---------------------------------------------------------------------------
+    def _see(self, messages: list[dict[str, Any]], graphs: Sequence[SceneGraph]) -> list[dict[str, Any]]:
+        """``messages`` with the images attached when the model is a VLM (``--vlm``)."""
+        if self.options.images is None:
+            return messages
+        from .vision import attach_images
+
+        return attach_images(messages, self.options.images.parts(graphs))
+
     def _drop(self, lineage: Lineage, record: Mapping[str, Any], filter_name: str, reason: str, kind: str,
               round_no: int = 0) -> None:
         lineage.drops.append(drop_entry(STAGE, record, filter_name, reason, self.shard, kind=kind, round=round_no))
@@ -202,8 +213,9 @@ class Evolver:
             direction, fmt = choose_direction(self.options.seed, root["id"], round_no, self.options.directions)
             lineage.notes[f"round {round_no}: {direction}" + (f" ({fmt})" if fmt else "")] += 1
             schema = REASONING_SCHEMA if direction == "reasoning" else EVOLVE_SCHEMA
-            answer = self.client.ask(evolve_messages(graphs, parent, direction, fmt, self.min_score,  # type: ignore
-                                                     self.options.limits), schema, "evolved_record")
+            answer = self.client.ask(self._see(evolve_messages(graphs, parent, direction, fmt,  # type: ignore
+                                                               self.min_score, self.options.limits), graphs),
+                                     schema, "evolved_record")
             if answer.server_failed:
                 return Lineage(server_failed=True)
             if not answer.ok:
@@ -220,8 +232,9 @@ class Evolver:
                 last_reason = f"guard: {problem}"
                 self._drop(lineage, cand, "guard", last_reason, "candidate", round_no)
                 break
-            verdict = self.client.ask(eliminate_messages(graphs, parent, cand, self.min_score,  # type: ignore
-                                                         self.options.limits), ELIMINATE_SCHEMA, "elimination")
+            verdict = self.client.ask(self._see(eliminate_messages(graphs, parent, cand, self.min_score,  # type: ignore
+                                                                   self.options.limits), graphs),
+                                      ELIMINATE_SCHEMA, "elimination")
             if verdict.server_failed:
                 return Lineage(server_failed=True)
             if not verdict.ok:

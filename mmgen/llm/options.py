@@ -82,3 +82,20 @@ def settings_from(values: dict[str, Any], seed: int) -> LLMSettings:
 def limits_from(values: dict[str, Any]) -> GraphLimits:
     return GraphLimits(max_objects=values["prompt_max_objects"], max_relations=values["prompt_max_relations"],
                        max_text=values["prompt_max_text"])
+
+
+_VLM_OPTIONS = [
+    click.option("--vlm", is_flag=True, help="The model sees the image(s) too (a vision-language model; needs "
+                                             "--image-root)."),
+    click.option("--image-root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+                 help="[--vlm] The folder the images were annotated from (scene-graph paths are relative to it)."),
+    click.option("--vlm-max-side", type=click.IntRange(min=32), default=768, show_default=True,
+                 help="[--vlm] Longer side, in pixels, of the images sent to the model (JPEG data URLs)."),
+]
+
+
+def vlm_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--vlm``, ``--image-root`` and ``--vlm-max-side`` to a click command."""
+    for option in reversed(_VLM_OPTIONS):
+        fn = option(fn)
+    return fn
