@@ -5,9 +5,26 @@
   ``--weights rapidocr-ppocr=DIR`` (or found in ``$MMGEN_WEIGHTS_DIR`` / the cache) instead.
 * ``paddleocr``: PaddleOCR (``pip install 'mmgen[ocr-paddle]'``); it fetches its own models.
 
-Each text line becomes a :class:`~scene_graphs.model.TextRegion` with the axis-aligned box around the
-detected polygon (clipped to the image), its text (whitespace collapsed) and recognition score; lines
-under ``min_score`` are dropped. ``TextRegion.object`` is the id of the *smallest* object whose box
+With RapidOCR the stages run separately, so that recognition (the slow part) only sees boxes worth
+reading: **text detection** first, at the image's own resolution (``det_side``: images whose longer side
+is larger are shrunk to it; never enlarged), no angle classifier unless ``angle`` is set; detected
+boxes lower than ``min_height`` pixels, scoring under ``det_score``, or less than ``min_aspect`` times as
+wide as tall (a horizontal line that could pass the legibility gate below holds at least three letters
+or two digits, so it is wider than tall; squarish boxes read as "O", "8" or "***") are dropped; the crops of all
+images of a batch are then **recognised together** in batches of ``rec_batch``.
+
+**Legibility gate** (precision first: a misread quoted as text is worse than no text). A line is kept
+only when its recognition score reaches ``min_score`` *and* it is plausible text
+(:func:`plausible_text`): split into alphanumeric tokens, a token is *plausible* when it is a number
+(digits only, at least two) or a word of at least three letters whose Zipf frequency in one of
+``languages`` (from the maintained ``wordfreq`` library, not a hand list) is at least ``min_zipf``;
+mixed letter-digit codes and tokens of one or two letters are neutral. The line needs at least one
+plausible token, and plausible tokens must make up at least ``plausible_share`` of its alphanumeric
+characters. So "cero emisiones", "MADRID" and a printed sentence pass; "C000", "X1", "***", a lone
+"O" and "the o sr e t te re s the" do not.
+
+Each kept line becomes a :class:`~scene_graphs.model.TextRegion` with the axis-aligned box around the
+detected polygon (clipped to the image), its text (whitespace collapsed) and recognition score. ``TextRegion.object`` is the id of the *smallest* object whose box
 contains at least ``contain`` of the text box's area (none when no object does). Region ids are
 ``t0``, ``t1``, ... in reading order (top to bottom, then left to right, by box top-left).
 """
@@ -15,6 +32,8 @@ contains at least ``contain`` of the text box's area (none when no object does).
 from __future__ import annotations
 
 import logging
+import re
+from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
@@ -38,13 +57,45 @@ def attach_to_object(box: Box, objects: Sequence[Object], contain: float) -> str
     return min(holders, key=lambda o: (o.box.area, o.id)).id
 
 
+LANGUAGES = ("en", "es", "fr", "de", "it", "pt")
+"""Languages whose word frequencies make a token plausible (wordfreq's large lists)."""
+
+
+@lru_cache(maxsize=65536)
+def word_zipf(word: str, languages: tuple[str, ...] = LANGUAGES) -> float:
+    """Highest Zipf frequency of ``word`` over ``languages`` (0 when unknown)."""
+    from wordfreq import zipf_frequency
+
+    return max(zipf_frequency(word, lang) for lang in languages)
+
+
+def plausible_text(text: str, languages: tuple[str, ...] = LANGUAGES, min_zipf: float = 2.5,
+                   share: float = 0.6) -> bool:
+    """Whether ``text`` reads as words or numbers (the gate in the module docstring)."""
+    tokens = re.findall(r"[^\W_]+", text.casefold())
+    total = sum(len(t) for t in tokens)
+    if total < 2:
+        return False
+    good = 0
+    for t in tokens:
+        if t.isdigit():
+            good += len(t) if len(t) >= 2 else 0
+        elif t.isalpha() and len(t) >= 3 and word_zipf(t, tuple(languages)) >= min_zipf:
+            good += len(t)
+    return good > 0 and good >= share * total
+
+
 def regions_from_lines(lines: Sequence[tuple[np.ndarray, str, float]], width: int, height: int,
-                       objects: Sequence[Object], min_score: float, contain: float) -> list[TextRegion]:
-    """Text regions from (polygon N x 2, text, score) lines; see the module docstring."""
+                       objects: Sequence[Object], min_score: float, contain: float,
+                       legible: Any = None) -> list[TextRegion]:
+    """Text regions from (polygon N x 2, text, score) lines; lines under ``min_score`` or failing
+    ``legible(text)`` (when given) are dropped. See the module docstring."""
     kept = []
     for poly, text, score in lines:
         text = " ".join(str(text).split())
         if not text or not np.isfinite(score) or score < min_score:
+            continue
+        if legible is not None and not legible(text):
             continue
         pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
         box, _ = Box(float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()),
@@ -61,15 +112,25 @@ class TextReader(Annotator):
     name = "ocr"
     fills = frozenset({"text"})
     model_choices = ("rapidocr-ppocr", "paddleocr")
-    distributions = ("rapidocr", "onnxruntime", "paddleocr", "paddlepaddle")
+    distributions = ("rapidocr", "onnxruntime", "paddleocr", "paddlepaddle", "wordfreq")
     defaults = {
         "model": "rapidocr-ppocr",
-        "min_score": 0.5,
+        "min_score": 0.8,
         "contain": 0.8,
         "lang": "en",
+        "languages": LANGUAGES,
+        "min_zipf": 2.5,
+        "plausible_share": 0.6,
+        "det_side": 960,
+        "det_score": 0.5,
+        "min_height": 8.0,
+        "min_aspect": 1.4,
+        "rec_batch": 8,
+        "angle": False,
     }
 
     def check_requires(self) -> None:
+        require(self.name, {"wordfreq": "wordfreq"})
         if self.options["model"] == "paddleocr":
             require(self.name, {"paddleocr": "paddleocr", "paddle": "paddlepaddle"}, extra="mmgen[ocr-paddle]")
         else:
@@ -85,7 +146,10 @@ class TextReader(Annotator):
         from rapidocr import RapidOCR
 
         resolved = self.resolve_weights("rapidocr-ppocr")
-        params: dict[str, Any] = {"Global.log_level": "error", "Global.text_score": float(self.options["min_score"])}
+        params: dict[str, Any] = {"Global.log_level": "error", "Global.text_score": float(self.options["min_score"]),
+                                  "Global.use_cls": bool(self.options["angle"]), "Det.limit_type": "max",
+                                  "Det.limit_side_len": int(self.options["det_side"]),
+                                  "Rec.rec_batch_num": int(self.options["rec_batch"])}
         if resolved.origin != "bundled" and resolved.path is not None:
             folder = resolved.path if resolved.path.is_dir() else resolved.path.parent
             det, rec, cls = (folder / f.name for f in resolved.spec.files)
@@ -115,18 +179,57 @@ class TextReader(Annotator):
 
     def read_lines(self, item: ImageItem) -> list[tuple[np.ndarray, str, float]]:
         """(polygon, text, score) for every line the backend reads in one image."""
-        if self.backend == "rapidocr":
-            r = self.engine(item.bgr)
-            if r.boxes is None or r.txts is None:
-                return []
-            return [(np.asarray(b), str(t), float(s)) for b, t, s in zip(r.boxes, r.txts, r.scores)]
-        return _paddle_lines(self.engine, item.bgr)
+        return self.read_batch([item])[0]
+
+    def text_boxes(self, item: ImageItem) -> list[np.ndarray]:
+        """Polygons (4 x 2, original frame) of the text the detector finds and the box gate accepts."""
+        d = self.engine(item.bgr, use_det=True, use_cls=False, use_rec=False)
+        if getattr(d, "boxes", None) is None or d.scores is None:
+            return []
+        kept = []
+        for poly, score in zip(d.boxes, d.scores):
+            poly = np.asarray(poly, dtype=np.float32).reshape(-1, 2)
+            height, width = float(np.ptp(poly[:, 1])), float(np.ptp(poly[:, 0]))
+            if float(score) < self.options["det_score"] or height < self.options["min_height"]:
+                continue
+            if width < self.options["min_aspect"] * height:
+                continue
+            kept.append(poly)
+        return kept
+
+    def read_batch(self, batch: Sequence[ImageItem]) -> list[list[tuple[np.ndarray, str, float]]]:
+        """(polygon, text, score) for every line read in each image; RapidOCR recognises the crops of
+        the whole batch together."""
+        if self.backend != "rapidocr":
+            return [_paddle_lines(self.engine, item.bgr) for item in batch]
+        from rapidocr.utils.process_img import get_rotate_crop_image
+
+        crops, owners = [], []
+        for i, item in enumerate(batch):
+            for poly in self.text_boxes(item):
+                crop = get_rotate_crop_image(item.bgr, poly.copy())
+                if crop.size and min(crop.shape[:2]) >= 2:
+                    crops.append(crop)
+                    owners.append((i, poly))
+        lines: list[list[tuple[np.ndarray, str, float]]] = [[] for _ in batch]
+        if not crops:
+            return lines
+        if self.options["angle"]:
+            crops, _ = self.engine.cls_and_rotate(crops)
+        rec = self.engine.recognize_txt(crops)
+        for (i, poly), text, score in zip(owners, rec.txts or (), rec.scores or ()):
+            lines[i].append((poly, str(text), float(score)))
+        return lines
+
+    def legible(self, text: str) -> bool:
+        return plausible_text(text, tuple(self.options["languages"]), self.options["min_zipf"],
+                              self.options["plausible_share"])
 
     def process(self, batch: Sequence[ImageItem], graphs: Sequence[SceneGraph]) -> list[SceneGraph]:
         out = []
-        for item, graph in zip(batch, graphs):
-            regions = regions_from_lines(self.read_lines(item), item.width, item.height, graph.objects,
-                                         self.options["min_score"], self.options["contain"])
+        for item, graph, lines in zip(batch, graphs, self.read_batch(batch)):
+            regions = regions_from_lines(lines, item.width, item.height, graph.objects,
+                                         self.options["min_score"], self.options["contain"], self.legible)
             out.append(self.stamp(graph, text=tuple(regions)))
         return out
 
