@@ -29,7 +29,7 @@ import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from scene_graphs.io import atomic_write, dumps, read_jsonl
 
@@ -283,27 +283,26 @@ def _balance(entries: Sequence[Entry], drops: dict[int, tuple[str, str]], option
     return applied
 
 
-def _judge(inputs: Sequence[Path], drops: Mapping[int, tuple[str, str]], options: CurateOptions,
-           sg_src: str | Path, settings: Any, images: Any = None) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
-    """Judge verdicts (as dicts) of every record still kept, in batches; and the client's summary."""
+def _ask_kept(inputs: Sequence[Path], drops: Mapping[int, tuple[str, str]], sg_src: str | Path, settings: Any,
+              make: Callable[[Any, Callable[[str], Any]], Callable[[dict[str, Any]], Any]]
+              ) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
+    """``make(client, get_graph)`` over every record still kept, in batches, on the client's threads: each
+    outcome as a dict (with ``server_failed``); and the client's summary."""
     from ..llm.client import LLMClient
-    from ..llm.judge import Judge
-    from ..llm.stage import GraphLookup, upstream_manifest
+    from ..llm.stage import GraphLookup
 
-    min_score = float((upstream_manifest(Path(inputs[0]).parent).get("config") or {}).get("min_score", 0.2))
     lookup = GraphLookup(sg_src)
-    verdicts: dict[int, dict[str, Any]] = {}
+    outcomes: dict[int, dict[str, Any]] = {}
     try:
         with LLMClient(settings) as client:
-            judge = Judge(client, lookup.get, min_score, options.limits, images=images)
             batch: list[tuple[int, dict[str, Any]]] = []
 
             def flush() -> None:
                 # graphs are loaded here, on this thread (the lookup is not thread-safe)
                 graphs = {i: lookup.get(i) for _, rec in batch for i in rec["images"]}
-                judge.get_graph = graphs.get
-                for (index, _), verdict in zip(batch, client.map(judge, [rec for _, rec in batch]), strict=True):
-                    verdicts[index] = {**verdict.to_dict(settings.model), "server_failed": verdict.server_failed}
+                fn = make(client, graphs.get)
+                for (index, _), out in zip(batch, client.map(fn, [rec for _, rec in batch]), strict=True):
+                    outcomes[index] = {**out.to_dict(settings.model), "server_failed": out.server_failed}
                 batch.clear()
 
             for index, _s, _l, rec in _records(inputs):
@@ -314,42 +313,28 @@ def _judge(inputs: Sequence[Path], drops: Mapping[int, tuple[str, str]], options
                     flush()
             if batch:
                 flush()
-            return verdicts, client.summary()
+            return outcomes, client.summary()
     finally:
         lookup.close()
+
+
+def _judge(inputs: Sequence[Path], drops: Mapping[int, tuple[str, str]], options: CurateOptions,
+           sg_src: str | Path, settings: Any, images: Any = None) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
+    """Judge verdicts (as dicts) of every record still kept; and the client's summary."""
+    from ..llm.judge import Judge
+    from ..llm.stage import upstream_manifest
+
+    min_score = float((upstream_manifest(Path(inputs[0]).parent).get("config") or {}).get("min_score", 0.2))
+    return _ask_kept(inputs, drops, sg_src, settings,
+                     lambda client, get: Judge(client, get, min_score, options.limits, images=images))
 
 
 def _vlm_verify(inputs: Sequence[Path], drops: Mapping[int, tuple[str, str]], sg_src: str | Path, settings: Any,
                 images: Any) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
     """The VLM's blind answer, compared, for every record still kept; and the client's summary."""
-    from ..llm.client import LLMClient
-    from ..llm.stage import GraphLookup
     from ..llm.vlm_verify import Verifier
 
-    lookup = GraphLookup(sg_src)
-    checks: dict[int, dict[str, Any]] = {}
-    try:
-        with LLMClient(settings) as client:
-            batch: list[tuple[int, dict[str, Any]]] = []
-
-            def flush() -> None:
-                graphs = {i: lookup.get(i) for _, rec in batch for i in rec["images"]}
-                verifier = Verifier(client, images, graphs.get)
-                for (index, _), check in zip(batch, client.map(verifier, [rec for _, rec in batch]), strict=True):
-                    checks[index] = {**check.to_dict(settings.model), "server_failed": check.server_failed}
-                batch.clear()
-
-            for index, _s, _l, rec in _records(inputs):
-                if index in drops:
-                    continue
-                batch.append((index, rec))
-                if len(batch) >= JUDGE_BATCH:
-                    flush()
-            if batch:
-                flush()
-            return checks, client.summary()
-    finally:
-        lookup.close()
+    return _ask_kept(inputs, drops, sg_src, settings, lambda client, get: Verifier(client, images, get))
 
 
 def _write(out: Path, inputs: Sequence[Path], drops: Mapping[int, tuple[str, str]], by_index: Mapping[int, Entry],
