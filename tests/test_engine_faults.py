@@ -156,3 +156,77 @@ def test_reuse_survives_a_kill_and_ranks(tmp_path: Path) -> None:
     fresh = tmp_path / "fresh"
     annotate(images, fresh, factory=fake_pipeline, shard_size=2)
     assert shard_bytes(out) == shard_bytes(fresh)
+
+
+# ------------------------------------------------------------------------------ interrupted inside a shard
+_BIG_SHARDS = """
+import sys
+from mmgen.engine import EngineOptions
+from mmgen.engine.annotate import annotate
+from tests.test_engine_fakes import SlowFactory
+annotate(sys.argv[1], sys.argv[2], factory=SlowFactory(delay=0.05), shard_size=40,
+         options=EngineOptions(workers=int(sys.argv[3])), checkpoint_seconds=float(sys.argv[4]))
+"""
+
+
+def _checkpointed(out: Path) -> int:
+    return sum(p.read_bytes().count(b"\n") for p in (out / ".reuse").glob("*.c*.jsonl"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("how, workers, every", [("SIGTERM", 1, 1000.0), ("SIGINT", 2, 1000.0),
+                                                 ("SIGKILL", 2, 1000.0), ("SIGKILL", 1, 0.0)])
+def test_an_interrupt_keeps_every_finished_image(tmp_path: Path, how: str, workers: int, every: float) -> None:
+    """Ctrl-C, kill and the driver's kill -9 (workers checkpoint when their parent dies; alone, a
+    checkpoint every batch) keep the images finished inside unfinished 40-image shards."""
+    from mmgen.engine.annotate import annotate
+    from tests.test_engine_fakes import SlowFactory, make_images, shard_bytes
+
+    images, out = tmp_path / "imgs", tmp_path / "sg"
+    make_images(images, 80)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-c", _BIG_SHARDS, str(images), str(out), str(workers), str(every)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and not (out / "inputs.jsonl").exists():
+        time.sleep(0.01)
+    time.sleep(1.2)  # two batches of 8 images into each running shard (2 s each), none finished
+    assert proc.poll() is None
+    workers_seen = _children(proc.pid)
+    proc.send_signal(getattr(signal, how))
+    _, err = proc.communicate(timeout=30)
+    if how != "SIGKILL":
+        assert "interrupted: 0 of 2 shard(s) complete" in err.decode() and "checkpointed" in err.decode()
+        assert "rerun the same command" in err.decode()
+    time.sleep(0.5)
+    assert not [p for p in workers_seen if _alive(p)]
+    kept = _checkpointed(out)
+    assert kept >= 8 * workers, f"only {kept} image(s) kept"
+    again = annotate(images, out, factory=SlowFactory(delay=0.05), shard_size=40)
+    assert again["complete"] and _annotated(again) == 80 - kept
+    assert not (out / ".reuse").exists()
+    fresh = tmp_path / "fresh"
+    annotate(images, fresh, factory=SlowFactory(delay=0.05), shard_size=40)  # provenance holds the delay
+    assert shard_bytes(out) == shard_bytes(fresh)
+
+
+# ------------------------------------------------------------------------------ progress inside shards
+def test_workers_report_progress_inside_shards(tmp_path: Path) -> None:
+    from mmgen.engine import EngineOptions
+    from mmgen.engine.annotate import AnnotateStage
+    from mmgen.engine.core import ShardJob, UnitCounter, run_local
+    from mmgen.inputs import InputSource
+    from tests.test_engine_fakes import fake_pipeline, make_images
+
+    images = tmp_path / "imgs"
+    make_images(images, 9)
+    stage = AnnotateStage(InputSource.parse(images), fake_pipeline, {"test": 1}, shard_size=4)
+    out = tmp_path / "sg"
+    out.mkdir()
+    plan = stage.plan(out, EngineOptions())
+    for workers in (1, 2):
+        counter = UnitCounter()
+        jobs = [ShardJob(str(out), stage.name, s.index, s.key, "c", stage.payload(s)) for s in plan.shards]
+        markers = list(run_local(stage.worker(), jobs, workers, counter))
+        assert sorted(m["units"] for m in markers) == [1, 4, 4]
+        assert counter.value == 9  # every image, counted as it was done (not per shard)

@@ -59,6 +59,8 @@ log = logging.getLogger("mmgen.annotate")
 DEFAULT_SHARD_SIZE = 1000
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_DECODE_THREADS = 2
+DEFAULT_CHECKPOINT_SECONDS = 60.0
+"""How often a shard saves the graphs it made so far (``OUT/.reuse/KEY.cNNNNN.jsonl``)."""
 SUMMARY_FILE = "annotate.json"
 MAX_LOGGED_PER_PROCESS = 20
 _logged = 0
@@ -92,13 +94,18 @@ def _fatal_errors() -> tuple[type[BaseException], ...]:
 
 
 class AnnotateWorker(ShardWorker):
-    """Decodes and annotates one shard of images."""
+    """Decodes and annotates one shard of images, checkpointing the graphs made every
+    ``checkpoint_seconds`` and when interrupted (Ctrl-C, ``kill``, the driver's death)."""
 
-    def __init__(self, factory: Callable[[], Any], batch_size: int, max_pixels: int, decode_threads: int) -> None:
+    reports_progress = True
+
+    def __init__(self, factory: Callable[[], Any], batch_size: int, max_pixels: int, decode_threads: int,
+                 checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS) -> None:
         self.factory = factory
         self.batch_size = batch_size
         self.max_pixels = max_pixels
         self.decode_threads = decode_threads
+        self.checkpoint_seconds = checkpoint_seconds
         self.pipeline: Any = None
         self.fatal = _fatal_errors()
 
@@ -127,19 +134,32 @@ class AnnotateWorker(ShardWorker):
                                    "duplicate_of": dup, "duplicate_of_id": image_id(dup)})
             elif entry.path not in reused:
                 todo.append(root / entry.path)
+        files.advance(len(entries) - len(todo))
         before = dict(self.pipeline.seconds)
         made: dict[str, Any] = {}
-        for res in annotate_paths(self.pipeline, todo, root, batch_size=self.batch_size, max_pixels=self.max_pixels,
-                                  threads=self.decode_threads):
-            if isinstance(res, ImageFailure):
-                out.errors.append(res.to_dict())
-                _logged += 1
-                if _logged <= MAX_LOGGED_PER_PROCESS:
-                    log.warning("skipped %s: %s", res.path, res.reason)
-                elif _logged == MAX_LOGGED_PER_PROCESS + 1:
-                    log.warning("more images skipped; they are all listed in errors.jsonl")
-            else:
+        unsaved: list[Any] = []
+        last_save = time.monotonic()
+        try:
+            for res in annotate_paths(self.pipeline, todo, root, batch_size=self.batch_size,
+                                      max_pixels=self.max_pixels, threads=self.decode_threads):
+                files.advance(1)
+                if isinstance(res, ImageFailure):
+                    out.errors.append(res.to_dict())
+                    _logged += 1
+                    if _logged <= MAX_LOGGED_PER_PROCESS:
+                        log.warning("skipped %s: %s", res.path, res.reason)
+                    elif _logged == MAX_LOGGED_PER_PROCESS + 1:
+                        log.warning("more images skipped; they are all listed in errors.jsonl")
+                    continue
                 made[res.path] = res
+                unsaved.append(res)
+                if time.monotonic() - last_save >= self.checkpoint_seconds:
+                    write_graphs(files.checkpoint_path(), unsaved)
+                    unsaved, last_save = [], time.monotonic()
+        except KeyboardInterrupt:
+            if unsaved:  # keep every finished image for the rerun
+                write_graphs(files.checkpoint_path(), unsaved)
+            raise
         graphs = [g for e in entries if (g := reused.get(e.path) or made.get(e.path)) is not None]
         if len(graphs) != len(reused) + len(made):
             raise RuntimeError(f"graph paths do not match the shard's index entries ({payload['index']})")
@@ -230,7 +250,8 @@ class AnnotateStage(Stage):
     def __init__(self, source: InputSource, factory: Callable[[], Any], settings: dict[str, Any], *,
                  shard_size: int = DEFAULT_SHARD_SIZE, batch_size: int = DEFAULT_BATCH_SIZE,
                  max_pixels: int | None = None, decode_threads: int = DEFAULT_DECODE_THREADS,
-                 hash_threads: int = 4, gpus: float = 0.0) -> None:
+                 hash_threads: int = 4, gpus: float = 0.0,
+                 checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS) -> None:
         from scene_graphs.perception.images import DEFAULT_MAX_PIXELS
 
         if shard_size < 1 or batch_size < 1:
@@ -244,6 +265,7 @@ class AnnotateStage(Stage):
         self.decode_threads = max(1, decode_threads)
         self.hash_threads = hash_threads
         self.gpus = gpus
+        self.checkpoint_seconds = checkpoint_seconds
         self._index: InputIndex | None = None
         self._where: list[tuple[int, int]] = []
         self._reuse: ReuseCatalog | None = None
@@ -280,7 +302,8 @@ class AnnotateStage(Stage):
                 "key": spec.key, "reuse": reuse}
 
     def worker(self) -> AnnotateWorker:
-        return AnnotateWorker(self.factory, self.batch_size, self.max_pixels, self.decode_threads)
+        return AnnotateWorker(self.factory, self.batch_size, self.max_pixels, self.decode_threads,
+                              self.checkpoint_seconds)
 
     def plan_errors(self, out: Path) -> Iterable[dict[str, Any]]:
         return self._index.problems() if self._index is not None else ()
@@ -321,12 +344,15 @@ def annotate(images: str | os.PathLike[str], out: str | os.PathLike[str], *, con
              factory: Callable[[], Any] | None = None, root: str | os.PathLike[str] | None = None,
              device: str = "auto", offline: bool | None = None, shard_size: int = DEFAULT_SHARD_SIZE,
              batch_size: int = DEFAULT_BATCH_SIZE, max_pixels: int | None = None,
-             decode_threads: int = DEFAULT_DECODE_THREADS, options: EngineOptions | None = None) -> RunSummary:
+             decode_threads: int = DEFAULT_DECODE_THREADS, options: EngineOptions | None = None,
+             checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS) -> RunSummary:
     """Annotate every image of ``images`` (folder, list file or glob) into ``out``.
 
     ``config`` is a :class:`~scene_graphs.perception.profiles.PerceptionConfig` (default: the fast
     profile); ``factory`` replaces the pipeline it builds (a picklable callable returning a loaded
-    :class:`~scene_graphs.perception.pipeline.Pipeline`; tests use small fake annotators)."""
+    :class:`~scene_graphs.perception.pipeline.Pipeline`; tests use small fake annotators).
+    ``checkpoint_seconds``: how often an unfinished shard saves its graphs, so that an interrupted run
+    loses at most that much work (an interrupt itself saves everything finished)."""
     from .. import __version__
 
     options = options or EngineOptions()
@@ -344,7 +370,8 @@ def annotate(images: str | os.PathLike[str], out: str | os.PathLike[str], *, con
     source = InputSource.parse(images, root)
     gpus = gpus_for(device) if options.engine == "ray" else 0.0
     stage = AnnotateStage(source, factory, settings, shard_size=shard_size, batch_size=batch_size,
-                          max_pixels=max_pixels, decode_threads=decode_threads, gpus=gpus)
+                          max_pixels=max_pixels, decode_threads=decode_threads, gpus=gpus,
+                          checkpoint_seconds=checkpoint_seconds)
     summary = run_stage(stage, out, options)
     extra = {"mmgen": __version__, "images_root": str(source.root.resolve()), "profile": getattr(config, "profile", None),
              "config": config_id, "settings": settings, "device": device}

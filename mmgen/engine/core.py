@@ -53,6 +53,7 @@ marker and ``errors.jsonl`` is streamed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -62,11 +63,12 @@ import re
 import shutil
 import signal
 import sys
+import threading
 import time
 import traceback
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +84,8 @@ ERRORS = "errors.jsonl"
 SHARD_PREFIX = "part-"
 MARKER_SUFFIX = ".done.json"
 REUSE_DIR = ".reuse"
+CHECKPOINT_INFIX = ".c"
+"""Checkpoints of an unfinished shard: ``OUT/.reuse/KEY.cNNNNN.jsonl`` (see :class:`ShardFiles`)."""
 DUPLICATE = "duplicate"
 """Error kind of an exact duplicate image (reported, but not a bad input for ``--strict``)."""
 MAX_SHARDS_SORTED = 100_000
@@ -173,19 +177,39 @@ class ShardOutcome:
 
 
 class ShardFiles:
-    """The files of one shard in the output folder; paths asked for are recorded in the marker."""
+    """The files of one shard in the output folder; paths asked for are recorded in the marker.
 
-    def __init__(self, out: Path, index: int) -> None:
+    A long shard can also checkpoint: :meth:`checkpoint_path` names a record file in ``OUT/.reuse/``
+    (``KEY.cNNNNN.jsonl``) that a stage with :attr:`Stage.reuses` picks up when the shard is redone
+    after an interruption; the engine removes a shard's checkpoints once its marker is written.
+    :meth:`advance` moves the progress bar by units done inside the shard."""
+
+    def __init__(self, out: Path, index: int, key: str = "", progress: Callable[[int], None] | None = None) -> None:
         self.out = out
         self.index = index
+        self.key = key
         self.stem = shard_name(index)
         self.names: list[str] = []
+        self.checkpoints = 0
+        self._progress = progress
 
     def path(self, suffix: str = ".jsonl") -> Path:
         name = self.stem + suffix
         if name not in self.names:
             self.names.append(name)
         return self.out / name
+
+    def checkpoint_path(self) -> Path:
+        """A new checkpoint file of this shard (write it atomically, e.g. with ``write_graphs``)."""
+        folder = self.out / REUSE_DIR
+        folder.mkdir(exist_ok=True)
+        self.checkpoints += 1
+        return folder / f"{self.key or self.stem}{CHECKPOINT_INFIX}{self.checkpoints:05d}.jsonl"
+
+    def advance(self, units: int = 1) -> None:
+        """Report ``units`` more inputs done (images...), for a progress bar finer than shards."""
+        if self._progress is not None and units:
+            self._progress(units)
 
 
 class ShardWorker(ABC):
@@ -194,6 +218,8 @@ class ShardWorker(ABC):
 
     fatal: ClassVar[tuple[type[BaseException], ...]] = ()
     """Errors that stop the whole run (they would fail every shard the same way)."""
+    reports_progress: ClassVar[bool] = False
+    """Calls :meth:`ShardFiles.advance` for every unit, so the progress bar moves inside shards."""
 
     def setup(self) -> None:
         """Load what every shard needs (models, programs)."""
@@ -309,11 +335,12 @@ def marker_path(out: Path, index: int) -> Path:
     return out / (shard_name(index) + MARKER_SUFFIX)
 
 
-def execute_shard(worker: ShardWorker, job: ShardJob) -> dict[str, Any]:
-    """Run one shard, then write its marker (after its files); returns the marker."""
+def execute_shard(worker: ShardWorker, job: ShardJob, progress: Callable[[int], None] | None = None
+                  ) -> dict[str, Any]:
+    """Run one shard, then write its marker (after its files) and drop its checkpoints; returns the marker."""
     out = Path(job.out)
     marker_path(out, job.index).unlink(missing_ok=True)
-    files = ShardFiles(out, job.index)
+    files = ShardFiles(out, job.index, job.key, progress)
     started = time.perf_counter()
     outcome = worker.run(job.payload, files)
     seconds = {k: round(v, 4) for k, v in sorted(outcome.seconds.items())}
@@ -325,14 +352,18 @@ def execute_shard(worker: ShardWorker, job: ShardJob) -> dict[str, Any]:
               "errors": outcome.errors, "seconds": seconds, "info": outcome.info}
     with atomic_write(marker_path(out, job.index)) as f:
         f.write(json.dumps(marker).encode() + b"\n")
+    if job.key and (out / REUSE_DIR).is_dir():
+        for p in (out / REUSE_DIR).glob(f"{job.key}{CHECKPOINT_INFIX}*"):
+            p.unlink(missing_ok=True)
     return marker
 
 
-def safe_execute(worker: ShardWorker, job: ShardJob) -> dict[str, Any]:
+def safe_execute(worker: ShardWorker, job: ShardJob, progress: Callable[[int], None] | None = None
+                 ) -> dict[str, Any]:
     """:func:`execute_shard`, with a failure returned as ``{"shard", "failed", "fatal"}`` instead of raised
     (so that one broken shard does not take a process pool or a Ray dataset down)."""
     try:
-        return execute_shard(worker, job)
+        return execute_shard(worker, job, progress)
     except Exception as exc:  # noqa: BLE001 - reported to the driver, which decides
         return {"shard": job.index, "failed": f"{type(exc).__name__}: {exc}",
                 "fatal": isinstance(exc, worker.fatal), "traceback": traceback.format_exc(limit=8)}
@@ -347,19 +378,32 @@ _PR_SET_PDEATHSIG = 1
 def die_with_parent(parent: int) -> None:
     """Make this (worker) process end when the process ``parent`` dies, ``kill -9`` included.
 
-    On Linux the kernel sends SIGKILL when the parent goes (``prctl(PR_SET_PDEATHSIG)``); elsewhere
-    :func:`_exit_if_orphaned` checks before every shard. A parent that died before the call is caught
-    by the parent-pid check that follows it."""
+    On Linux the kernel sends SIGINT when the parent goes (``prctl(PR_SET_PDEATHSIG)``): the shard
+    being worked on checkpoints what it finished (see :class:`ShardFiles`) and the process exits. A
+    watchdog thread ends the process for good :data:`ORPHAN_GRACE_SECONDS` after the parent is gone
+    (on any platform, and if the interrupt was swallowed). A parent that died before the call is
+    caught by the parent-pid check that follows it."""
     if sys.platform.startswith("linux"):
         try:
             import ctypes
 
             libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGINT, 0, 0, 0) != 0:
                 log.debug("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
         except (OSError, AttributeError) as exc:
             log.debug("prctl unavailable: %s", exc)
     _exit_if_orphaned(parent)
+    threading.Thread(target=_watch_parent, args=(parent,), name="mmgen-watch-parent", daemon=True).start()
+
+
+ORPHAN_GRACE_SECONDS = 10.0
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    time.sleep(ORPHAN_GRACE_SECONDS)  # time to checkpoint the shard in hand
+    os._exit(1)
 
 
 def _exit_if_orphaned(parent: int | None) -> None:
@@ -374,56 +418,118 @@ def process_pool(workers: int, initializer: Any = None, initargs: tuple[Any, ...
                                initargs=(os.getpid(), initializer, initargs))
 
 
+_IN_SHARD = False
+
+
 def _init_child(parent: int, initializer: Any, initargs: tuple[Any, ...]) -> None:
+    signal.signal(signal.SIGINT, functools.partial(_child_sigint, parent))
     die_with_parent(parent)
     if initializer is not None:
         initializer(*initargs)
 
 
-def _pool_init(worker: ShardWorker, parent: int | None = None) -> None:
-    global _POOL_WORKER, _POOL_READY, _POOL_PARENT
-    _POOL_WORKER, _POOL_READY, _POOL_PARENT = worker, False, parent
+def _child_sigint(parent: int, signum: int, frame: Any) -> None:
+    """In a worker: an interrupt stops the shard in hand (which checkpoints); between shards it is
+    ignored unless the driver is gone (then the worker exits)."""
+    if _IN_SHARD:
+        raise KeyboardInterrupt
+    _exit_if_orphaned(parent)
+
+
+_POOL_PROGRESS: Any = None
+
+
+def _pool_init(worker: ShardWorker, parent: int | None = None, progress: Any = None) -> None:
+    global _POOL_WORKER, _POOL_READY, _POOL_PARENT, _POOL_PROGRESS
+    _POOL_WORKER, _POOL_READY, _POOL_PARENT, _POOL_PROGRESS = worker, False, parent, progress
+
+
+def _pool_advance(units: int) -> None:
+    with _POOL_PROGRESS.get_lock():
+        _POOL_PROGRESS.value += units
 
 
 def _pool_run(job: ShardJob) -> dict[str, Any]:
-    global _POOL_READY
+    global _POOL_READY, _IN_SHARD
     assert _POOL_WORKER is not None
     _exit_if_orphaned(_POOL_PARENT)
-    if not _POOL_READY:
-        try:
-            _POOL_WORKER.setup()
-        except Exception as exc:  # noqa: BLE001
-            return {"shard": job.index, "failed": f"{type(exc).__name__}: {exc}",
-                    "fatal": True, "traceback": traceback.format_exc(limit=8)}
-        _POOL_READY = True
-    return safe_execute(_POOL_WORKER, job)
+    _IN_SHARD = True
+    try:
+        if not _POOL_READY:
+            try:
+                _POOL_WORKER.setup()
+            except Exception as exc:  # noqa: BLE001
+                return {"shard": job.index, "failed": f"{type(exc).__name__}: {exc}",
+                        "fatal": True, "traceback": traceback.format_exc(limit=8)}
+            _POOL_READY = True
+        return safe_execute(_POOL_WORKER, job, _pool_advance if _POOL_PROGRESS is not None else None)
+    except KeyboardInterrupt:
+        _exit_if_orphaned(_POOL_PARENT)  # the driver died (PR_SET_PDEATHSIG): the shard has checkpointed
+        raise
+    finally:
+        _IN_SHARD = False
 
 
-def run_local(worker: ShardWorker, jobs: Iterable[ShardJob], workers: int = 1) -> Iterator[dict[str, Any]]:
+class UnitCounter:
+    """Units done inside shards, across worker processes (what :meth:`ShardFiles.advance` adds to)."""
+
+    def __init__(self) -> None:
+        import multiprocessing
+
+        self.shared = multiprocessing.Value("q", 0)
+
+    @property
+    def value(self) -> int:
+        return int(self.shared.value)
+
+    def add(self, units: int) -> None:
+        with self.shared.get_lock():
+            self.shared.value += units
+
+
+def run_local(worker: ShardWorker, jobs: Iterable[ShardJob], workers: int = 1,
+              counter: UnitCounter | None = None) -> Iterator[dict[str, Any]]:
     """Run ``jobs`` in this process (``workers == 1``) or a process pool; yields markers (or failures)
-    as shards finish. At most ``2 * workers`` jobs are submitted ahead."""
+    as shards finish. At most ``2 * workers`` jobs are submitted ahead. ``counter`` receives the
+    units workers report inside shards. On an interrupt the workers are interrupted too (each
+    checkpoints its shard) and nothing new is started."""
     if workers <= 1:
         worker.setup()
         for job in jobs:
-            yield safe_execute(worker, job)
+            yield safe_execute(worker, job, counter.add if counter is not None else None)
         return
     pending: set[Future[dict[str, Any]]] = set()
     jobs = iter(jobs)
-    with process_pool(workers, _pool_init, (worker, os.getpid())) as pool:
-        try:
-            for job in jobs:
-                pending.add(pool.submit(_pool_run, job))
-                if len(pending) >= 2 * workers:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        yield fut.result()
-            while pending:
+    pool = process_pool(workers, _pool_init, (worker, os.getpid(), counter.shared if counter is not None else None))
+    interrupted = False
+    try:
+        for job in jobs:
+            pending.add(pool.submit(_pool_run, job))
+            if len(pending) >= 2 * workers:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     yield fut.result()
-        finally:
-            for fut in pending:
-                fut.cancel()
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                yield fut.result()
+    except BaseException:
+        interrupted = True
+        raise
+    finally:
+        for fut in pending:
+            fut.cancel()
+        if interrupted:
+            _interrupt_workers(pool)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _interrupt_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGINT every worker of ``pool`` (a Ctrl-C in a terminal already did): each checkpoints its shard."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            if proc.is_alive():
+                os.kill(proc.pid, signal.SIGINT)
 
 
 # --------------------------------------------------------------------------------------- the run
@@ -557,13 +663,48 @@ def run_stage(stage: Stage, out: str | os.PathLike[str], options: EngineOptions 
     if resumed:
         log.info("%s: resuming: %d of %d shard(s) already complete, skipping them", stage.name, resumed, len(owned))
     jobs = (ShardJob(str(out), stage.name, s.index, s.key, config_id, stage.payload(s)) for s in pending)
-    done_now, failed, units_now = _run_jobs(stage, jobs, pending, options)
+    try:
+        with _sigterm_interrupts():
+            done_now, failed, units_now = _run_jobs(stage, jobs, pending, options)
+    except KeyboardInterrupt:
+        _report_interrupt(stage, out, plan, config_id)
+        raise
     summary = summarize(stage, out, plan, config_id, options, plan_seconds=plan_seconds, done_now=done_now,
                         resumed=resumed, failed=failed, units_now=units_now,
                         wall=time.perf_counter() - started)
     if summary["complete"] and (out / REUSE_DIR).is_dir():
         shutil.rmtree(out / REUSE_DIR, ignore_errors=True)
     return summary
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While running shards, SIGTERM (``kill``) interrupts like Ctrl-C, so finished work is checkpointed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _report_interrupt(stage: Stage, out: Path, plan: Plan, config_id: str) -> None:
+    """Say what an interrupted run kept and how to go on."""
+    complete = sum(_valid(read_json(marker_path(out, s.index)), out, config_id, s.key) for s in plan.shards)
+    kept = 0
+    if stage.reuses and (out / REUSE_DIR).is_dir():
+        for p in (out / REUSE_DIR).glob(f"*{CHECKPOINT_INFIX}*.jsonl"):
+            with contextlib.suppress(OSError):
+                kept += p.read_bytes().count(b"\n")
+    more = f", and {kept} {stage.unit}(s) of unfinished shards checkpointed in {out / REUSE_DIR}" if kept else ""
+    log.warning("%s: interrupted: %d of %d shard(s) complete in %s%s; rerun the same command to continue "
+                "(finished work is not redone)", stage.name, complete, len(plan.shards), out, more)
 
 
 def _run_jobs(stage: Stage, jobs: Iterator[ShardJob], pending: list[ShardSpec], options: EngineOptions
@@ -579,14 +720,16 @@ def _run_jobs(stage: Stage, jobs: Iterator[ShardJob], pending: list[ShardSpec], 
     total = sum(s.units or 0 for s in pending) if known else len(pending)
     show = progress_enabled() if options.progress is None else options.progress
     done, failed, units = 0, [], 0
+    worker = stage.worker()
+    counter = UnitCounter() if known and show and worker.reports_progress and options.engine == "local" else None
     if options.engine == "ray":
         from ..ray_engine import run_ray
 
         results = run_ray(stage, jobs, options)
     else:
-        results = run_local(stage.worker(), jobs, options.workers)
+        results = run_local(worker, jobs, options.workers, counter)
     with tqdm(total=total, unit=stage.unit if known else "shard", desc=stage.name, disable=not show,
-              dynamic_ncols=True) as bar, contextlib.closing(results):
+              dynamic_ncols=True) as bar, contextlib.closing(results), _follow(counter, bar):
         for result in results:
             if "failed" in result:
                 if result.get("fatal"):
@@ -598,11 +741,34 @@ def _run_jobs(stage: Stage, jobs: Iterator[ShardJob], pending: list[ShardSpec], 
                 continue
             done += 1
             units += int(result.get("units", 0))
-            bar.update(int(result.get("units", 0)) if known else 1)
+            if counter is None:
+                bar.update(int(result.get("units", 0)) if known else 1)
             bar.set_postfix(records=result.get("records"), refresh=False)
             log.debug("%s: shard %d done: %d %s(s), %d record(s), %d skipped", stage.name, result["shard"],
                       result.get("units", 0), stage.unit, result.get("records", 0), len(result.get("errors", ())))
     return done, failed, units
+
+
+@contextlib.contextmanager
+def _follow(counter: UnitCounter | None, bar: Any, every: float = 0.25) -> Iterator[None]:
+    """Move ``bar`` to ``counter`` (units done inside shards) every ``every`` seconds while running."""
+    if counter is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def follow() -> None:
+        while not stop.wait(every):
+            bar.update(counter.value - bar.n)
+
+    thread = threading.Thread(target=follow, name="mmgen-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        bar.update(counter.value - bar.n)
 
 
 # --------------------------------------------------------------------------------------- summary
