@@ -22,6 +22,18 @@ def obj(i: str, label: str, x1: float, y1: float, x2: float, y2: float, depth: f
     return Object(i, label, Box(x1, y1, x2, y2), 0.9, depth=depth)
 
 
+def masked(o: Object, hand: tuple[int, int, int, int]) -> Object:
+    """``o`` with a mask covering the rectangle ``hand`` (x1, y1, x2, y2) of a W x H image."""
+    from dataclasses import replace
+
+    from scene_graphs.model import Mask
+
+    m = np.zeros((H, W), bool)
+    x1, y1, x2, y2 = hand
+    m[y1:y2, x1:x2] = True
+    return replace(o, mask=Mask.from_array(m))
+
+
 def rels(objects: list[Object], nearness=None, **kw) -> set[tuple[str, str, str]]:
     return {(r.subject, r.predicate, r.object) for r in RelationRules(**kw).relations(objects, nearness)}
 
@@ -40,8 +52,9 @@ GEOMETRY_TABLE = [
         id="far-apart"),
     pytest.param(  # a cup standing on a table
         [obj("cup", "cup", 420, 260, 480, 330), obj("tbl", "dining table", 200, 300, 800, 600)],
-        {("cup", "on", "tbl"), ("tbl", "under", "cup"), ("cup", "above", "tbl"), ("tbl", "below", "cup")},
-        {("tbl", "on", "cup"), ("cup", "next to", "tbl"), ("cup", "inside", "tbl")},
+        {("cup", "on", "tbl"), ("tbl", "under", "cup")},
+        {("tbl", "on", "cup"), ("cup", "next to", "tbl"), ("cup", "inside", "tbl"),
+         ("cup", "above", "tbl")},  # resting on it, the boxes overlap: "on", not "above"
         id="cup-on-table"),
     pytest.param(  # a lamp high above a table, not touching it: above, not on
         [obj("lamp", "lamp", 450, 20, 550, 100), obj("tbl", "dining table", 200, 400, 800, 600)],
@@ -58,11 +71,49 @@ GEOMETRY_TABLE = [
         {("s", "inside", "bus")},
         {("bus", "inside", "s"), ("s", "next to", "bus")},
         id="inside"),
-    pytest.param(  # a person holding a cell phone at chest height
-        [obj("p", "person", 400, 100, 600, 700), obj("ph", "cell phone", 480, 300, 520, 360)],
-        {("p", "holding", "ph"), ("ph", "inside", "p")},
-        {("ph", "holding", "p")},
+    pytest.param(  # a person holding a cell phone at chest height, the hand reaching into the phone's box
+        [masked(obj("p", "person", 400, 100, 600, 700), hand=(470, 330, 530, 370)),
+         obj("ph", "cell phone", 480, 300, 520, 360)],
+        {("p", "holding", "ph")},
+        {("ph", "holding", "p"), ("ph", "inside", "p")},   # a person is not a container
         id="holding"),
+    pytest.param(  # the same without a mask: no hand region, no holding
+        [obj("p", "person", 400, 100, 600, 700), obj("ph", "cell phone", 480, 300, 520, 360)],
+        set(),
+        {("p", "holding", "ph")},
+        id="holding-needs-the-hand"),
+    pytest.param(  # the phone covered by the person's pixels all over (painted on the shirt): not held
+        [masked(obj("p", "person", 400, 100, 600, 700), hand=(400, 100, 600, 700)),
+         obj("ph", "cell phone", 480, 300, 520, 360)],
+        set(),
+        {("p", "holding", "ph")},
+        id="holding-not-all-over"),
+    pytest.param(  # a man standing in front of a bus, inside its box along x: not left of it
+        [obj("man", "person", 150, 300, 300, 750), obj("bus", "bus", 100, 200, 900, 600)],
+        set(),
+        {("man", "left of", "bus"), ("bus", "right of", "man"), ("man", "on", "bus"), ("man", "inside", "bus")},
+        id="separation"),
+    pytest.param(  # a cup standing over a table's box: the table is no container
+        [obj("cup", "cup", 420, 320, 480, 400), obj("tbl", "dining table", 200, 300, 800, 600)],
+        set(),
+        {("cup", "inside", "tbl")},
+        id="table-is-no-container"),
+    pytest.param(  # a spoon low in a cup's box (on the saucer in front of it) is not inside; coffee at the top is
+        [obj("cup", "cup", 170, 17, 420, 319), obj("spoon", "spoon", 324, 218, 406, 327),
+         obj("coffee", "coffee", 206, 95, 382, 198)],
+        {("coffee", "inside", "cup")},
+        {("spoon", "inside", "cup")},
+        id="open-container"),
+    pytest.param(  # a spectator's box on the batter's head: a person is no supporting surface
+        [obj("fan", "person", 300, 100, 360, 230), obj("bat", "person", 200, 200, 500, 700)],
+        set(),
+        {("fan", "on", "bat"), ("bat", "under", "fan")},
+        id="person-is-no-support"),
+    pytest.param(  # a far-off person (small) beside a near cup (large): scale says far apart, no relation
+        [obj("p", "person", 500, 300, 520, 340), obj("cup", "cup", 200, 200, 480, 500)],
+        set(),
+        {("p", "right of", "cup"), ("cup", "left of", "p"), ("p", "next to", "cup")},
+        id="apparent-scale"),
     pytest.param(  # a ball at the feet is not held
         [obj("p", "person", 400, 100, 600, 700), obj("b", "sports ball", 480, 640, 530, 690)],
         set(),
@@ -94,7 +145,7 @@ def test_depth_front_and_behind(dn: float, expected_front: bool) -> None:
 
 
 def test_depth_scores_and_source() -> None:
-    objects = [obj("a", "person", 100, 100, 300, 700), obj("b", "bus", 250, 100, 900, 600)]
+    objects = [obj("a", "person", 100, 100, 260, 700), obj("b", "bus", 250, 100, 900, 600)]
     rs = {(r.subject, r.predicate, r.object): r for r in RelationRules().relations(objects, [0.9, 0.75])}
     front = rs[("a", "in front of", "b")]
     assert front.source == "depth" and front.score == pytest.approx(0.75)  # 0.15 / (2 * 0.1)

@@ -11,30 +11,49 @@ Pairs: only near pairs are compared: B is among A's ``neighbours`` nearest objec
 box edges, 0 when boxes overlap; ties by id) or A among B's. Rules (each yields a score in [0, 1];
 a relation is kept when its score reaches ``min_score``):
 
+Kinds of things come from a written table, ``data/relation_kinds.json`` (:data:`KINDS`): ``containers``
+(what can have something inside it), ``supports`` (surfaces and mounts something rests on), ``holders``
+and ``holdable`` things, and ``typical_size_m`` (rough largest dimension of each COCO class, metres).
+``sep`` is the overlap margin ``separation`` (0.2): boxes may overlap along an axis by at most that
+share of the narrower (shorter) box and still count as apart.
+
+**Apparent scale** (before any rule): when both labels have a typical size and neither box touches the
+image border (a cut-off box looks smaller than its object), each object's apparent scale is
+``max(w, h) / typical size`` in pixels per metre. When one scale exceeds the other ``scale_ratio`` (5)
+times, one object is far behind the other and looks beside or on it only by projection: the pair gets
+no geometric relation, unless depth is known and says they are near (``|dn| <= 2 depth_margin``).
+Depth relations are still given.
+
 =============  =====================================================================================
 predicate      rule (source ``geometry`` unless said)
 =============  =====================================================================================
-left of        cx(A) < cx(B); score = clip((cx(B) - cx(A)) / ((w(A) + w(B)) / 2)): 1 once the boxes no
-               longer overlap along x, 0.5 when the centres are half the mean width apart.
+left of        clear separation: cx(A) < cx(B) and the boxes overlap along x by at most ``sep`` of the
+               narrower width (a man standing in front of a bus is not "left of" it); score =
+               clip((cx(B) - cx(A)) / ((w(A) + w(B)) / 2)).
 right of       the mirror of *left of*.
-above          cy(A) < cy(B) and ox >= 0.3 (one is over the other); score = clip((cy(B) - cy(A)) /
-               ((h(A) + h(B)) / 2)).
+above          cy(A) < cy(B), ox >= 0.3 (one is over the other) and the boxes overlap along y by at most
+               ``sep`` of the shorter height; score = clip((cy(B) - cy(A)) / ((h(A) + h(B)) / 2)).
 below          the mirror of *above*.
-on             A rests on B: area(A) < area(B); A's horizontal centre inside B's x-range; A's bottom
-               edge between B's top edge minus 0.1 h(A) and B's vertical middle; and, when depth is
-               known, ``|dn| <= 2 depth_margin``. Score = share of A's width inside B's x-range.
+on             B is a supporting surface (``supports``) and A rests on it: area(A) < area(B); A's
+               horizontal centre inside B's x-range; A's bottom edge between B's top edge minus 0.1 h(A)
+               and B's vertical middle; and, when depth is known, ``|dn| <= 2 depth_margin``. Score =
+               share of A's width inside B's x-range. (No "spectator on the batter", no "cup on a cup".)
 under          the inverse of *on* (B on A gives A under B), same score.
-inside         ioa(A, B) >= 0.9 and area(A) <= 0.5 area(B), unless depth is known and A is nearer
-               than B by more than ``depth_margin`` (then A is in front, not inside). Score = ioa.
+inside         B is a container (``containers``), ioa(A, B) >= 0.9 and area(A) <= 0.5 area(B), unless
+               depth is known and A is nearer than B by more than ``depth_margin`` (then A is in front,
+               not inside). For open containers (``open_containers``: cup, bowl, vase...) A's centre must
+               also lie in the upper 60 % of B's box, where the opening shows (a spoon lying on the
+               saucer in front of a cup is not inside it). Score = ioa. (No "cup inside dining table",
+               no "tie inside person".)
 next to        side by side and close: oy >= 0.5; ox <= 0.5 (not one in front of the other); the gap
                between the boxes along x is at most half the narrower width; the smaller box has at
-               least a tenth of the larger's
-               area; and, when depth is known, ``|dn| <= 2 depth_margin``. Score = 1 - gap / narrower
-               width (so 0.5..1). Symmetric: both directions are listed.
-holding        A is a person word (:data:`HOLDERS`), B a holdable thing (:data:`HOLDABLE`),
-               area(B) <= 0.3 area(A), ioa(B, A) >= 0.5 and B's centre lies inside A's box between
-               15 % and 85 % of A's height (within reach of the hands, not at the feet); when depth is
-               known, ``|dn| <= 2 depth_margin``. Score = ioa(B, A).
+               least a tenth of the larger's area; and, when depth is known, ``|dn| <= 2 depth_margin``.
+               Score = 1 - gap / narrower width (so 0.5..1). Symmetric: both directions are listed.
+holding        A is a holder, B holdable, area(B) <= 0.3 area(A), ioa(B, A) >= 0.5, B's centre inside
+               A's box between 15 % and 85 % of A's height; and **the hand region**: A has a mask (no
+               mask, no holding) and A's own pixels cover between 3 % and 60 % of B's box, so a part of
+               the person (a hand or arm) reaches into the thing without the thing being merely painted
+               over the body; when depth is known, ``|dn| <= 2 depth_margin``. Score = ioa(B, A).
 in front of    source ``depth``: depth known and dn >= depth_margin; score = clip(dn / (2 depth_margin)),
                0.5 at the margin.
 behind         source ``depth``: the inverse of *in front of*, same score.
@@ -52,9 +71,12 @@ the softmax probability of its own sentence is under ``min_prob``, else its scor
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -62,18 +84,28 @@ from ..model import Box, Object, Relation, SceneGraph
 from .base import Annotator
 from .images import ImageItem
 
-HOLDERS = frozenset({"person", "man", "woman", "boy", "girl", "child", "kid", "people", "player", "lady", "guy"})
-"""Labels that can hold things."""
+KINDS_FILE = Path(__file__).with_name("data") / "relation_kinds.json"
 
-HOLDABLE = frozenset({
-    "backpack", "umbrella", "handbag", "bag", "purse", "suitcase", "frisbee", "skis", "snowboard", "sports ball",
-    "ball", "kite", "baseball bat", "bat", "baseball glove", "glove", "skateboard", "surfboard", "tennis racket",
-    "racket", "bottle", "wine glass", "glass", "cup", "mug", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "hot dog", "pizza", "donut", "cake", "cell phone", "phone", "remote", "book",
-    "scissors", "teddy bear", "toothbrush", "hair drier", "camera", "laptop", "mouse", "keyboard", "leash",
-    "flag", "sign", "paper", "box", "toy", "doll", "can", "drink", "food", "plate", "pen", "controller",
-})
+
+@lru_cache(maxsize=1)
+def _kinds() -> Mapping[str, Any]:
+    return json.loads(KINDS_FILE.read_text(encoding="utf-8"))
+
+
+KINDS = _kinds()
+"""The table of kinds (``data/relation_kinds.json``)."""
+HOLDERS = frozenset(KINDS["holders"])
+"""Labels that can hold things."""
+HOLDABLE = frozenset(KINDS["holdable"])
 """Labels of things a person can hold (COCO names and common synonyms)."""
+CONTAINERS = frozenset(KINDS["containers"])
+"""Labels of things that can have something inside them."""
+OPEN_CONTAINERS = frozenset(KINDS["open_containers"])
+"""Containers whose contents show in their upper part."""
+SUPPORTS = frozenset(KINDS["supports"])
+"""Labels of surfaces and mounts something can rest on."""
+TYPICAL_SIZE_M: Mapping[str, float] = dict(KINDS["typical_size_m"])
+"""Rough largest dimension of each COCO class in metres (apparent-scale rule)."""
 
 GEOMETRY_PREDICATES = ("left of", "right of", "above", "below", "on", "under", "inside", "next to", "holding")
 DEPTH_PREDICATES = ("in front of", "behind")
@@ -108,6 +140,11 @@ class RelationRules:
     depth_margin: float = 0.1
     neighbours: int = 5
     max_relations: int = 300
+    separation: float = 0.2
+    scale_ratio: float = 5.0
+    width: float | None = None
+    height: float | None = None
+    """Image size, for the apparent-scale rule's border test (unknown: no box counts as cut off)."""
 
     def near_pairs(self, objects: Sequence[Object]) -> list[tuple[int, int]]:
         """Ordered pairs (i, j), i != j, where one is among the other's nearest ``neighbours``."""
@@ -121,20 +158,49 @@ class RelationRules:
         return sorted(near)
 
     # ------------------------------------------------------------------ single rules
-    @staticmethod
-    def left_of(a: Box, b: Box) -> float:
-        if a.center[0] >= b.center[0]:
+    def left_of(self, a: Box, b: Box) -> float:
+        narrower = min(a.width, b.width)
+        if a.center[0] >= b.center[0] or narrower <= 0:
+            return 0.0
+        if _overlap(a.x1, a.x2, b.x1, b.x2) > self.separation * narrower:
             return 0.0
         return _clip01((b.center[0] - a.center[0]) / ((a.width + b.width) / 2 or 1.0))
 
-    @staticmethod
-    def above(a: Box, b: Box) -> float:
+    def above(self, a: Box, b: Box) -> float:
         if a.center[1] >= b.center[1]:
             return 0.0
-        narrower = min(a.width, b.width)
-        if narrower <= 0 or _overlap(a.x1, a.x2, b.x1, b.x2) / narrower < 0.3:
+        narrower, shorter = min(a.width, b.width), min(a.height, b.height)
+        if narrower <= 0 or shorter <= 0 or _overlap(a.x1, a.x2, b.x1, b.x2) / narrower < 0.3:
+            return 0.0
+        if _overlap(a.y1, a.y2, b.y1, b.y2) > self.separation * shorter:
             return 0.0
         return _clip01((b.center[1] - a.center[1]) / ((a.height + b.height) / 2 or 1.0))
+
+    def _cut_off(self, box: Box) -> bool:
+        if self.width is None or self.height is None:
+            return False
+        return box.x1 <= 2 or box.y1 <= 2 or box.x2 >= self.width - 2 or box.y2 >= self.height - 2
+
+    def far_apart_in_depth(self, a: Object, b: Object, dn: float | None) -> bool:
+        """The apparent-scale rule: one object looks far behind the other (and depth does not say otherwise)."""
+        if dn is not None:
+            return abs(dn) > 2 * self.depth_margin
+        sa, sb = TYPICAL_SIZE_M.get(a.label.lower()), TYPICAL_SIZE_M.get(b.label.lower())
+        if not sa or not sb or self._cut_off(a.box) or self._cut_off(b.box):
+            return False
+        pa, pb = max(a.box.width, a.box.height) / sa, max(b.box.width, b.box.height) / sb
+        return min(pa, pb) <= 0 or max(pa, pb) / min(pa, pb) > self.scale_ratio
+
+    def on_support(self, a: Object, b: Object, dn: float | None) -> float:
+        return self.on(a.box, b.box, dn) if b.label.lower() in SUPPORTS else 0.0
+
+    def inside_container(self, a: Object, b: Object, dn: float | None) -> float:
+        kind = b.label.lower()
+        if kind not in CONTAINERS:
+            return 0.0
+        if kind in OPEN_CONTAINERS and a.box.center[1] > b.box.y1 + 0.6 * b.box.height:
+            return 0.0
+        return self.inside(a.box, b.box, dn)
 
     def on(self, a: Box, b: Box, dn: float | None) -> float:
         if a.area >= b.area or not (b.x1 <= a.center[0] <= b.x2):
@@ -181,6 +247,9 @@ class RelationRules:
             return 0.0
         if dn is not None and abs(dn) > 2 * self.depth_margin:
             return 0.0
+        hand = hand_share(a, B)
+        if hand is None or not (0.03 <= hand <= 0.6):
+            return 0.0
         return _clip01(share)
 
     def in_front_of(self, dn: float | None) -> float:
@@ -206,23 +275,38 @@ class RelationRules:
         for i, j in self.near_pairs(objects):
             a, b = objects[i], objects[j]
             dn = None if near[i] is None or near[j] is None else float(near[i]) - float(near[j])  # type: ignore[arg-type]
+            s = self.in_front_of(dn)
+            add(a, "in front of", b, s, "depth")
+            add(b, "behind", a, s, "depth")
+            if self.far_apart_in_depth(a, b, dn):
+                continue
             s = self.left_of(a.box, b.box)
             add(a, "left of", b, s)
             add(b, "right of", a, s)
             s = self.above(a.box, b.box)
             add(a, "above", b, s)
             add(b, "below", a, s)
-            s = self.on(a.box, b.box, dn)
+            s = self.on_support(a, b, dn)
             add(a, "on", b, s)
             add(b, "under", a, s)
-            add(a, "inside", b, self.inside(a.box, b.box, dn))
+            add(a, "inside", b, self.inside_container(a, b, dn))
             add(a, "next to", b, self.next_to(a.box, b.box, dn))
             add(a, "holding", b, self.holding(a, b, dn))
-            s = self.in_front_of(dn)
-            add(a, "in front of", b, s, "depth")
-            add(b, "behind", a, s, "depth")
         ranked = sorted(found.items(), key=lambda kv: (-kv[1][0], kv[0]))[: self.max_relations]
         return [Relation(s, p, o, round(score, 4), source) for (s, p, o), (score, source) in ranked]
+
+
+def hand_share(holder: Object, box: Box) -> float | None:
+    """Share of ``box`` covered by ``holder``'s mask (None when it has no mask)."""
+    if holder.mask is None or box.area <= 0:
+        return None
+    m = holder.mask.to_array()
+    h, w = m.shape
+    x1, y1 = max(0, int(math.floor(box.x1))), max(0, int(math.floor(box.y1)))
+    x2, y2 = min(w, int(math.ceil(box.x2))), min(h, int(math.ceil(box.y2)))
+    if x2 <= x1 or y2 <= y1:
+        return 0.0
+    return float(m[y1:y2, x1:x2].mean())
 
 
 def normalized_nearness(graph: SceneGraph) -> list[float | None]:
@@ -254,6 +338,8 @@ class GeometryRelations(Annotator):
         "depth_margin": 0.1,
         "neighbours": 5,
         "max_relations": 300,
+        "separation": 0.2,
+        "scale_ratio": 5.0,
         "predicates": PREDICATES,
     }
 
@@ -264,12 +350,16 @@ class GeometryRelations(Annotator):
 
             raise AnnotatorError(f"stage 'relations': unknown predicates {unknown}; known: {list(PREDICATES)}")
         self.rules = RelationRules(self.options["min_score"], self.options["depth_margin"], self.options["neighbours"],
-                                   self.options["max_relations"])
+                                   self.options["max_relations"], self.options["separation"],
+                                   self.options["scale_ratio"])
 
     def process(self, batch: Sequence[ImageItem], graphs: Sequence[SceneGraph]) -> list[SceneGraph]:
+        from dataclasses import replace
+
         out = []
         for graph in graphs:
-            rels = self.rules.relations(graph.objects, normalized_nearness(graph), self.options["predicates"])
+            rules = replace(self.rules, width=float(graph.width), height=float(graph.height))
+            rels = rules.relations(graph.objects, normalized_nearness(graph), self.options["predicates"])
             kept = tuple(r for r in graph.relations if r.source not in {"geometry", "depth"})
             out.append(self.stamp(graph, relations=kept + tuple(rels)))
         return out
