@@ -231,3 +231,40 @@ def evaluate(pred_src: str | Path, ref_src: str | Path, thresholds: Iterable[flo
         for r in results:
             evaluate_pair(pred, ref, r, label_map)
     return results, unpaired
+
+
+def calibrate_thresholds(pred_src: str | Path, ref_src: str | Path, target_precision: float = 0.9,
+                         min_support: int = 5, floor: float = 0.25, iou: float = 0.5,
+                         label_map: Mapping[str, str] | None = None) -> dict[str, float]:
+    """Per label, the lowest score at which predictions of that label reach ``target_precision`` on the
+    labelled set (COCO matching at ``iou``), for labels with at least ``min_support`` predictions scoring
+    ``floor`` or more. A label that never reaches the target gets just above its best false positive.
+    The result is what ``scene_graphs/perception/data/thresholds.json`` keeps under ``per_label``."""
+    label_map = label_map or {}
+    refs = list(iter_graphs(ref_src))
+    by_id = {g.image_id: g for g in refs}
+    by_sha = {g.sha256: g for g in refs if g.sha256}
+    scored: dict[str, list[tuple[float, bool]]] = defaultdict(list)
+    for pred in iter_graphs(pred_src):
+        ref = by_id.get(pred.image_id) or (by_sha.get(pred.sha256) if pred.sha256 else None)
+        if ref is None:
+            continue
+        kept = [o for o in pred.objects if o.score >= floor]
+        matched = {p.id for p, _ in match_objects(kept, ref.objects, iou, label_map)}
+        for o in kept:
+            scored[label_map.get(o.label, o.label)].append((o.score, o.id in matched))
+    out: dict[str, float] = {}
+    for label, rows in sorted(scored.items()):
+        if len(rows) < min_support:
+            continue
+        rows.sort(key=lambda r: -r[0])
+        best = None
+        tp = 0
+        for n, (score, ok) in enumerate(rows, 1):
+            tp += ok
+            if tp / n >= target_precision and (n == len(rows) or rows[n][0] < score):
+                best = score
+        if best is None:
+            best = min(0.99, max(s for s, ok in rows if not ok) + 0.01)
+        out[label] = math.floor(max(floor, best) * 1e4) / 1e4  # rounded down: the threshold score itself passes
+    return out

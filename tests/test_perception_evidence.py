@@ -115,3 +115,31 @@ def test_agreed_objects_keep_their_score(photos) -> None:
     assert [o.id for o in det.objects] == [o.id for o in seg.objects]
     big = [o for o in seg.objects if o.label in {"bus", "person"} and before[o.id] > 0.8]
     assert len(big) >= 4 and all(after[o.id] > 0.75 for o in big)
+
+
+# ---------------------------------------------------------------- calibration kept as data
+def test_calibration_moves_each_label_threshold_onto_the_confident_score() -> None:
+    from scene_graphs.perception.calibration import calibrate, load_thresholds
+
+    assert calibrate(0.4, 0.4) == pytest.approx(0.5) and calibrate(0.2, 0.4) == pytest.approx(0.25)
+    assert calibrate(1.0, 0.4) == pytest.approx(1.0) and calibrate(0.3, None) == 0.3
+    grid = [i / 100 for i in range(101)]
+    assert all(calibrate(a, 0.7) <= calibrate(b, 0.7) for a, b in zip(grid, grid[1:]))   # order kept
+    table = load_thresholds()
+    assert table["confident"] == 0.5 and all(0 < v < 1 for v in table["per_label"].values())
+
+
+def test_calibrated_thresholds_from_labelled_graphs(tmp_path: Path) -> None:
+    from mmgen.evaluate import calibrate_thresholds
+    from scene_graphs.io import write_graphs
+
+    ref_objs = tuple(Object(f"r{i}", "cup", Box(i * 10, 0, i * 10 + 8, 8), 1.0) for i in range(6))
+    pred_objs = tuple(Object(f"p{i}", "cup", Box(i * 10, 0, i * 10 + 8, 8), 0.9 - i * 0.1) for i in range(6))
+    pred_objs += (Object("fp", "cup", Box(0, 50, 8, 58), 0.75), Object("x", "dog", Box(0, 80, 8, 88), 0.6))
+    write_graphs(tmp_path / "ref.jsonl", [SceneGraph("a", 100, 100, objects=ref_objs, fields={"objects"})])
+    write_graphs(tmp_path / "pred.jsonl", [SceneGraph("a", 100, 100, objects=pred_objs, fields={"objects"})])
+    # cups by score: .9 .8 .75(fp) .7 .6 .5 .4 -> precision 1, 1, .67, .75, .8, .83, .86
+    got = calibrate_thresholds(tmp_path / "pred.jsonl", tmp_path / "ref.jsonl", target_precision=0.8, min_support=5)
+    assert got == {"cup": 0.4}            # 6 of 7 right from 0.4; the dog has too few predictions to calibrate
+    strict = calibrate_thresholds(tmp_path / "pred.jsonl", tmp_path / "ref.jsonl", target_precision=1.0)
+    assert strict == {"cup": 0.8}

@@ -26,6 +26,10 @@ becomes the mean over all views, ``(score * n + seg_score) / (n + 1)``, where ``
 views the detector already averaged (its provenance ``views``; 1 when unknown). An object the segmenter
 does not confirm so keeps a lower score; object ids and order are left as the detector gave them.
 Only instances scoring at least ``conf`` give masks.
+
+**Calibration** (``thresholds``: a JSON table, by default the bundled ``data/thresholds.json``; empty to
+turn it off): after agreement, each listed label's calibrated threshold is mapped onto the global
+confident score 0.5 (:mod:`.calibration`).
 """
 
 from __future__ import annotations
@@ -104,6 +108,7 @@ class Segmenter(Annotator):
         "agreement": True,
         "floor": 0.05,
         "agree_iou": 0.5,
+        "thresholds": "default",
     }
 
     def model_names(self) -> list[str]:
@@ -180,6 +185,16 @@ class Segmenter(Annotator):
             out.append((boxes[keep], masks))
         return out
 
+    def calibrated(self, label: str, score: float) -> float:
+        """``score`` through the per-label calibration table (see the module docstring)."""
+        source = self.options["thresholds"]
+        if not source:
+            return score
+        from .calibration import THRESHOLDS_FILE, calibrate, load_thresholds
+
+        table = load_thresholds(str(THRESHOLDS_FILE) if source == "default" else source)
+        return round(calibrate(score, table["per_label"].get(label), table["confident"]), 6)
+
     def agreed_score(self, graph: SceneGraph, obj: Any, candidates: Sequence[tuple[str, Box, float]]) -> float:
         """``obj``'s score with the segmenter as one more view (module docstring)."""
         seg = max((s for lab, b, s in candidates if lab == obj.label and b.iou(obj.box) >= self.options["agree_iou"]),
@@ -217,7 +232,8 @@ class Segmenter(Annotator):
                     masks[i] = m
             objects = tuple(o if masks.get(i) is None else _with_mask(o, masks[i]) for i, o in enumerate(graph.objects))
             if agree:
-                objects = tuple(_with_score(o, self.agreed_score(graph, o, self.candidates[gi])) for o in objects)
+                objects = tuple(_with_score(o, self.calibrated(o.label, self.agreed_score(graph, o, self.candidates[gi])))
+                                for o in objects)
             out.append(self.stamp(graph, objects=objects))
         return out
 
