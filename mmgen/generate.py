@@ -31,7 +31,7 @@ from scene_graphs.io import RecordError, atomic_write, depth_path, dumps, graph_
 from scene_graphs.model import DepthMap, SceneGraph, ValidationError
 
 from .engine import EngineOptions, Plan, RunSummary, ShardFiles, ShardOutcome, ShardSpec, ShardWorker, Stage, run_stage
-from .engine.core import MANIFEST, SUMMARY, shard_name
+from .engine.core import MANIFEST, SUMMARY, shard_name, warn_skipped
 
 log = logging.getLogger("mmgen.generate")
 
@@ -139,6 +139,7 @@ class GenerateWorker(ShardWorker):
                 t = now
                 if isinstance(graph, RecordError):
                     out.errors.append(record_error(graph, "generate"))
+                    warn_skipped(f"skipped {graph}", log.name)
                     continue
                 out.units += 1
                 try:
@@ -146,8 +147,8 @@ class GenerateWorker(ShardWorker):
                 except Exception as exc:  # noqa: BLE001 - one graph must not sink a 10M-graph run
                     out.errors.append({"path": graph.path, "image_id": graph.image_id, "stage": "generate",
                                        "kind": "program-error", "error": f"{type(exc).__name__}: {exc}"})
-                    log.warning("image %s: a program failed (%s: %s); skipped", graph.image_id,
-                                type(exc).__name__, exc)
+                    warn_skipped(f"image {graph.image_id}: a program failed ({type(exc).__name__}: {exc}); skipped",
+                                 log.name)
                     continue
                 now = time.perf_counter()
                 seconds["programs"] += now - t

@@ -82,9 +82,9 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(m
 
 
 @settings(max_examples=100, deadline=None)
-@given(data=st.data(), extra=st.dictionaries(st.text(min_size=1, max_size=8).filter(lambda k: k not in QA_KEYS
-                                                                                    and k not in ("evolved", "curation")),
-                                             json_values, max_size=3))
+@given(data=st.data(), extra=st.dictionaries(
+    st.text(min_size=1, max_size=8).filter(lambda k: k not in QA_KEYS and k not in ("evolved", "curation")),
+    json_values, max_size=3))
 def test_unknown_keys_are_extensions_and_round_trip(records: list[dict[str, Any]], data: st.DataObject,
                                                     extra: dict[str, Any]) -> None:
     rec = {**data.draw(st.sampled_from(records)), **extra, "evolved": {"root_id": "r", "round": 1}}

@@ -5,7 +5,8 @@ times, exact duplicates) in the output folder and cuts it into shards of ``shard
 shard's input key is the digest of its index lines, so an edited or added image redoes the shard
 it lands in (and, an addition or removal, the shards after it). A redone shard takes the graphs of
 its images whose bytes did not change (same sha256) from the earlier run's files, kept in
-``OUT/.reuse/`` (see :mod:`mmgen.engine.core`): only new and edited images are annotated again. A worker loads the perception pipeline once (:class:`PipelineFactory`), decodes
+``OUT/.reuse/`` (see :mod:`mmgen.engine.core`): only new and edited images are annotated again.
+A worker loads the perception pipeline once (:class:`PipelineFactory`), decodes
 its shard's images in ``decode_threads`` threads ahead of the models and writes
 ``part-NNNNN.jsonl`` (+ ``part-NNNNN.depth.npz``).
 
@@ -52,6 +53,7 @@ from .core import (
     reuse_files,
     run_stage,
     shard_name,
+    warn_skipped,
 )
 
 log = logging.getLogger("mmgen.annotate")
@@ -62,8 +64,6 @@ DEFAULT_DECODE_THREADS = 2
 DEFAULT_CHECKPOINT_SECONDS = 60.0
 """How often a shard saves the graphs it made so far (``OUT/.reuse/KEY.cNNNNN.jsonl``)."""
 SUMMARY_FILE = "annotate.json"
-MAX_LOGGED_PER_PROCESS = 20
-_logged = 0
 
 
 class PipelineFactory:
@@ -116,7 +116,6 @@ class AnnotateWorker(ShardWorker):
         from scene_graphs.io import write_graphs
         from scene_graphs.perception.pipeline import ImageFailure, annotate_paths
 
-        global _logged
         root = Path(payload["root"])
         entries = read_entries(Path(payload["index"]), payload["offset"], payload["count"])
         if entries_key(entries) != payload["key"]:
@@ -145,11 +144,7 @@ class AnnotateWorker(ShardWorker):
                 files.advance(1)
                 if isinstance(res, ImageFailure):
                     out.errors.append(res.to_dict())
-                    _logged += 1
-                    if _logged <= MAX_LOGGED_PER_PROCESS:
-                        log.warning("skipped %s: %s", res.path, res.reason)
-                    elif _logged == MAX_LOGGED_PER_PROCESS + 1:
-                        log.warning("more images skipped; they are all listed in errors.jsonl")
+                    warn_skipped(f"skipped {res.path}: {res.reason}", log.name)
                     continue
                 made[res.path] = res
                 unsaved.append(res)

@@ -135,6 +135,21 @@ def check_output_apart(out: Path, inputs: Iterable[Path], *, may_nest: Iterable[
             raise EngineError(f"output folder {out} holds {path}, which the run reads; choose another output folder")
 
 
+MAX_WARNINGS_PER_PROCESS = 20
+_warned = 0
+
+
+def warn_skipped(message: str, logger: str = "mmgen.engine") -> None:
+    """Log a skipped input as it happens (the first :data:`MAX_WARNINGS_PER_PROCESS` per process; all
+    of them are in ``errors.jsonl``)."""
+    global _warned
+    _warned += 1
+    if _warned <= MAX_WARNINGS_PER_PROCESS:
+        logging.getLogger(logger).warning("%s", message)
+    elif _warned == MAX_WARNINGS_PER_PROCESS + 1:
+        logging.getLogger(logger).warning("more inputs skipped; they are all listed in errors.jsonl")
+
+
 # --------------------------------------------------------------------------------------- stage API
 @dataclass(frozen=True)
 class ShardSpec:
