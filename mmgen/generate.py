@@ -18,20 +18,16 @@ import hashlib
 import logging
 import os
 import time
-import zipfile
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import orjson
-
 from scene_graphs.io import RecordError, atomic_write, depth_path, dumps, graph_files
-from scene_graphs.model import DepthMap, SceneGraph, ValidationError
 
 from .engine import EngineOptions, Plan, RunSummary, ShardFiles, ShardOutcome, ShardSpec, ShardWorker, Stage, run_stage
 from .engine.core import MANIFEST, SUMMARY, shard_name, warn_skipped
+from .graphs import read_graphs_tolerant
 
 log = logging.getLogger("mmgen.generate")
 
@@ -46,63 +42,6 @@ def file_key(path: Path, name: str, extra: Any = None) -> str:
     text = f"{name}|{st.st_size}|{st.st_mtime_ns}|{depth.st_size if depth else '-'}|" \
            f"{depth.st_mtime_ns if depth else '-'}|{extra}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def read_graphs_tolerant(path: str | os.PathLike[str], limit: int | None = None
-                         ) -> Iterator[SceneGraph | RecordError]:
-    """The graphs of one shard (at most ``limit``), yielding a :class:`RecordError` (file, line, image,
-    field) in place of each record that cannot be read instead of stopping."""
-    path = Path(path)
-    npz: Any = None
-    npz_error: RecordError | None = None
-    n = 0
-    try:
-        with path.open("rb") as f:
-            for lineno, line in enumerate(f, 1):
-                if limit is not None and n >= limit:
-                    return
-                if not line.strip():
-                    continue
-                n += 1
-                source = f"{path}:{lineno}"
-                try:
-                    data = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    yield RecordError(f"malformed JSON ({exc})", source=source)
-                    continue
-                if not isinstance(data, dict):
-                    yield RecordError("a graph record must be a JSON object", source=source)
-                    continue
-                if isinstance(data.get("image_id"), str):
-                    source += f" (image {data['image_id']})"
-                depth = None
-                header = data.get("depth")
-                if isinstance(header, dict):
-                    dpath = depth_path(path)
-                    if npz is None and npz_error is None:
-                        try:
-                            npz = np.load(dpath, allow_pickle=False)
-                        except (ValueError, OSError, zipfile.BadZipFile) as exc:
-                            npz_error = RecordError(f"cannot read depth maps {dpath}: {exc}", "depth", source)
-                    if npz_error is not None:
-                        yield RecordError(npz_error.message, "depth", source)
-                        continue
-                    key = header.get("key")
-                    if not isinstance(key, str) or key not in npz.files:
-                        yield RecordError(f"depth map {key!r} is not in {dpath}", "depth.key", source)
-                        continue
-                    try:
-                        depth = DepthMap(npz[key], bool(header.get("larger_is_nearer")))
-                    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-                        yield RecordError(f"cannot read depth map {key!r}: {exc}", "depth", source)
-                        continue
-                try:
-                    yield SceneGraph.from_dict(data, depth)
-                except ValidationError as exc:
-                    yield RecordError(exc.message, exc.where, source)
-    finally:
-        if npz is not None:
-            npz.close()
 
 
 def record_error(err: RecordError, stage: str) -> dict[str, Any]:

@@ -28,21 +28,20 @@ import bisect
 import hashlib
 import logging
 import time
-import zipfile
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
-import numpy as np
 import orjson
 
-from scene_graphs.io import RecordError, atomic_write, depth_path, dumps, graph_files
-from scene_graphs.model import DepthMap, SceneGraph, ValidationError
+from scene_graphs.io import RecordError, atomic_write, dumps, graph_files
+from scene_graphs.model import SceneGraph
 
 from .engine import EngineOptions, Plan, RunSummary, ShardFiles, ShardOutcome, ShardSpec, ShardWorker, Stage, run_stage
 from .engine.core import process_pool, shard_name
 from .generate import file_key
+from .graphs import DepthFiles, graph_at
 from .groups import GroupOptions, ImageIndex, make_sets
 
 log = logging.getLogger("mmgen.generate")
@@ -116,7 +115,7 @@ class GraphStore:
         self.locations = locations
         self.capacity = capacity
         self._graphs: OrderedDict[str, SceneGraph] = OrderedDict()
-        self._npz: dict[str, Any] = {}
+        self._depths = DepthFiles()
 
     def __enter__(self) -> Self:
         return self
@@ -125,10 +124,7 @@ class GraphStore:
         self.close()
 
     def close(self) -> None:
-        for npz in self._npz.values():
-            if npz is not None:
-                npz.close()
-        self._npz.clear()
+        self._depths.close()
 
     def get(self, image_id: str) -> SceneGraph:
         graph = self._graphs.get(image_id)
@@ -143,43 +139,8 @@ class GraphStore:
             self._graphs.popitem(last=False)
         return graph
 
-    def _depth_file(self, shard: str) -> Any:
-        if shard not in self._npz:
-            dpath = depth_path(shard)
-            try:
-                self._npz[shard] = np.load(dpath, allow_pickle=False) if dpath.exists() else None
-            except (ValueError, OSError, zipfile.BadZipFile) as exc:
-                raise RecordError(f"cannot read depth maps: {exc}", source=str(dpath)) from None
-        return self._npz[shard]
-
     def _load(self, image_id: str, shard: str, offset: int) -> SceneGraph:
-        source = f"{shard} (byte {offset}, image {image_id})"
-        with open(shard, "rb") as f:
-            f.seek(offset)
-            line = f.readline()
-        try:
-            data = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise RecordError(f"malformed JSON ({exc}); did the shard change since it was indexed?",
-                              source=source) from None
-        if not isinstance(data, dict) or data.get("image_id") != image_id:
-            raise RecordError("the record here is not this image's; did the shard change since it was indexed?",
-                              source=source)
-        depth = None
-        header = data.get("depth")
-        if isinstance(header, dict):
-            npz = self._depth_file(shard)
-            key = header.get("key")
-            if npz is None or not isinstance(key, str) or key not in npz.files:
-                raise RecordError(f"depth map {key!r} is not in {depth_path(shard)}", "depth.key", source)
-            try:
-                depth = DepthMap(npz[key], bool(header.get("larger_is_nearer")))
-            except (ValueError, OSError, zipfile.BadZipFile) as exc:
-                raise RecordError(f"cannot read depth map {key!r}: {exc}", "depth", source) from None
-        try:
-            return SceneGraph.from_dict(data, depth)
-        except ValidationError as exc:
-            raise RecordError(exc.message, exc.where, source) from None
+        return graph_at(shard, offset, image_id, self._depths)
 
 
 # --------------------------------------------------------------------------------------- stage

@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import zipfile
 from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Iterator, Sequence
@@ -47,8 +46,10 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 import orjson
 
-from scene_graphs.io import SHARD_GLOB, RecordError, depth_path, graph_files
-from scene_graphs.model import DepthMap, SceneGraph, ValidationError
+from scene_graphs.io import SHARD_GLOB, RecordError, graph_files
+from scene_graphs.model import SceneGraph
+
+from .graphs import DepthFiles, graph_at, line_at
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -179,12 +180,6 @@ def _drop_reason(rec: dict[str, Any]) -> str:
     return "unspecified"
 
 
-def _line_at(path: Path, offset: int) -> bytes:
-    with path.open("rb") as f:
-        f.seek(offset)
-        return f.readline()
-
-
 def _scan(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
     """``(line number, byte offset, record)`` of every non-blank line of a JSONL file."""
     offset = 0
@@ -216,7 +211,7 @@ class Output:
         self.image_root: Path | None = Path(image_root) if image_root is not None else self._find_image_root()
         self._lock = threading.Lock()
         self._graph_cache: OrderedDict[str, SceneGraph] = OrderedDict()
-        self._npz: dict[int, Any] = {}
+        self._depths = DepthFiles()
         self._index_graphs()
         self._index_qa()
         if self.image_root is not None:
@@ -459,51 +454,12 @@ class Output:
                 self._graph_cache.move_to_end(image_id)
                 return cached
         row = self._require(image_id)
-        shard_no, offset = int(self._shard[row]), int(self._offset[row])
-        shard = self.graph_shards[shard_no]
-        source = f"{shard} (byte {offset}, image {image_id})"
-        try:
-            data = orjson.loads(_line_at(shard, offset))
-        except orjson.JSONDecodeError as exc:
-            raise RecordError(f"malformed JSON ({exc}); did the shard change since it was opened?",
-                              source=source) from None
-        if not isinstance(data, dict) or data.get("image_id") != image_id:
-            raise RecordError("the record here is another image's; did the shard change since it was opened?",
-                              source=source)
-        depth = None
-        header = data.get("depth")
-        if isinstance(header, dict):
-            depth = self._depth(shard_no, header, source)
-        try:
-            graph = SceneGraph.from_dict(data, depth)
-        except ValidationError as exc:
-            raise RecordError(exc.message, exc.where, source) from None
+        graph = graph_at(self.graph_shards[int(self._shard[row])], int(self._offset[row]), image_id, self._depths)
         with self._lock:
             self._graph_cache[image_id] = graph
             if len(self._graph_cache) > GRAPH_CACHE:
                 self._graph_cache.popitem(last=False)
         return graph
-
-    def _depth(self, shard_no: int, header: dict[str, Any], source: str) -> DepthMap:
-        dpath = depth_path(self.graph_shards[shard_no])
-        key = header.get("key")
-        with self._lock:  # an open .npz is a zip file: one reader at a time
-            if shard_no not in self._npz:
-                try:
-                    self._npz[shard_no] = np.load(dpath, allow_pickle=False) if dpath.exists() else None
-                except (ValueError, OSError, zipfile.BadZipFile) as exc:
-                    raise RecordError(f"cannot read depth maps: {exc}", source=str(dpath)) from None
-            npz = self._npz[shard_no]
-            if npz is None or not isinstance(key, str) or key not in npz.files:
-                raise RecordError(f"depth map {key!r} is not in {dpath}", "depth.key", source)
-            try:
-                values = npz[key]
-            except (ValueError, OSError, zipfile.BadZipFile) as exc:
-                raise RecordError(f"cannot read depth map {key!r}: {exc}", "depth", source) from None
-        try:
-            return DepthMap(values, bool(header.get("larger_is_nearer")))
-        except ValidationError as exc:
-            raise RecordError(exc.message, exc.where, source) from None
 
     def _label_rows(self, label: str, exact: bool = False) -> np.ndarray:
         needle = label.strip().lower()
@@ -604,7 +560,7 @@ class Output:
         path = self._qa_shards[int(self._qa_shard[row])]
         offset = int(self._qa_offset[row])
         try:
-            rec = orjson.loads(_line_at(path, offset))
+            rec = orjson.loads(line_at(path, offset))
         except orjson.JSONDecodeError as exc:
             raise RecordError(f"malformed JSON ({exc}); did the shard change since it was opened?",
                               source=f"{path} (byte {offset})") from None
@@ -621,7 +577,7 @@ class Output:
         if file_no < 0:
             return None
         try:
-            entry = orjson.loads(_line_at(self._drop_files[file_no], int(self._qa_drop_offset[row])))
+            entry = orjson.loads(line_at(self._drop_files[file_no], int(self._qa_drop_offset[row])))
         except (OSError, orjson.JSONDecodeError):
             return None
         detail = entry.get("reason") if isinstance(entry, dict) and isinstance(entry.get("filter"), str) else None
@@ -668,11 +624,8 @@ class Output:
         return len(self._select(program, answer_type, status, label)[0])
 
     def close(self) -> None:
+        self._depths.close()
         with self._lock:
-            for npz in self._npz.values():
-                if npz is not None:
-                    npz.close()
-            self._npz.clear()
             self._graph_cache.clear()
 
     def __enter__(self) -> Self:
