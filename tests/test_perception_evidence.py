@@ -90,21 +90,34 @@ def test_detector_records_its_search(photos) -> None:
     assert not det.objects                     # nothing reported on the launch pad ...
     assert s.best_below and all(0.05 <= v < 0.25 for v in s.best_below.values())  # ... but faint guesses seen
     assert det.confirms_absent("giraffe") and not det.searched_for("rocket")
-    assert det.provenance["stages"]["detect"]["views"] == ["image", "flip"]
+    assert det.provenance["stages"]["detect"]["views"] == ["image"]
     bus, _ = photos["street_bus.jpg"]
     assert "person" not in bus.evidence[0].best_below   # every faint person is a reported one seen again
 
 
 @needs_weights
 def test_helmet_sports_ball_is_not_confident_without_agreement(photos) -> None:
-    """The astronaut's helmet: YOLO says "sports ball" 0.63, its flipped view 0.17, the segmenter nothing."""
+    """The astronaut's helmet: YOLO says "sports ball" 0.63, the segmenter (on the mirrored image) nothing."""
     det, seg = photos["people_astronaut_collins.jpg"]
     ball = [o for o in det.objects if o.label == "sports ball"]
-    assert ball and ball[0].score < 0.5                 # the flip view already halves it
+    assert ball and ball[0].score > 0.6                 # the detector alone is confident ...
     seg_ball = [o for o in seg.objects if o.label == "sports ball"]
-    assert seg_ball and seg_ball[0].score < 0.35        # the segmenter does not confirm it
+    assert seg_ball and seg_ball[0].score < 0.35        # ... the segmenter does not confirm it
     person = next(o for o in seg.objects if o.label == "person")
-    assert person.score > 0.8                           # three views agree
+    assert person.score > 0.8                           # both views agree
+
+
+@needs_weights
+def test_flip_view_of_the_detector_halves_an_unconfirmed_box() -> None:
+    from scene_graphs.perception.detect import Detector
+
+    item = load_image(PHOTOS / "people_astronaut_collins.jpg", PHOTOS)
+    g = SceneGraph(item.image_id, item.width, item.height, item.path, item.sha256)
+    (g,) = Detector(flip=True).load("cpu")([item], [g])
+    assert g.provenance["stages"]["detect"]["views"] == ["image", "flip"]
+    ball = [o for o in g.objects if o.label == "sports ball"]
+    assert ball and ball[0].score < 0.45                # 0.63 and 0.17 averaged
+    assert next(o for o in g.objects if o.label == "person").score > 0.8
 
 
 @needs_weights
@@ -114,7 +127,7 @@ def test_agreed_objects_keep_their_score(photos) -> None:
     after = {o.id: o.score for o in seg.objects}
     assert [o.id for o in det.objects] == [o.id for o in seg.objects]
     big = [o for o in seg.objects if o.label in {"bus", "person"} and before[o.id] > 0.8]
-    assert len(big) >= 4 and all(after[o.id] > 0.75 for o in big)
+    assert len(big) >= 4 and all(after[o.id] > 0.7 for o in big)
 
 
 # ---------------------------------------------------------------- calibration kept as data
@@ -143,3 +156,12 @@ def test_calibrated_thresholds_from_labelled_graphs(tmp_path: Path) -> None:
     assert got == {"cup": 0.4}            # 6 of 7 right from 0.4; the dog has too few predictions to calibrate
     strict = calibrate_thresholds(tmp_path / "pred.jsonl", tmp_path / "ref.jsonl", target_precision=1.0)
     assert strict == {"cup": 0.8}
+
+
+@needs_weights
+def test_masks_from_the_mirrored_view_land_on_their_objects(photos) -> None:
+    _, seg = photos["street_bus.jpg"]
+    people = [o for o in seg.objects if o.label == "person" and o.score > 0.7]
+    assert len(people) >= 3
+    for o in people:   # a mask mirrored the wrong way would mostly fall outside the box and be cut off
+        assert o.mask is not None and o.mask.area >= 0.25 * o.box.area  # 0.31..0.63 here

@@ -11,8 +11,9 @@
   drops the duplicate "truck" that YOLO sometimes puts on a bus). Then boxes scoring under ``conf``
   are dropped, the best ``max_objects`` kept, boxes are clipped to the image and those thinner than
   ``min_side`` pixels dropped.
-* **Test-time augmentation** (``flip``, on by default): each model also sees the image mirrored left to
-  right, its boxes mirrored back. The two views are fused per label (:func:`fuse_views`): a box of one
+* **Test-time augmentation** (``flip``, off by default because the segmenter already looks at the
+  mirrored image, see :mod:`.segment`): each model also sees the image mirrored left to right, its boxes
+  mirrored back. The two views are fused per label (:func:`fuse_views`): a box of one
   view pairs with the same-label box of the other view of highest IoU (at least ``view_iou``, one to
   one, best scores first); the fused score is the *mean over the views*, a view that did not see the
   object counting 0, and the box is the score-weighted mean. So an object only one view sees keeps at
@@ -187,7 +188,7 @@ class Detector(Annotator):
         "imgsz": 640,
         "min_side": 2.0,
         "floor": FLOOR,
-        "flip": True,
+        "flip": False,
         "view_iou": 0.5,
     }
 

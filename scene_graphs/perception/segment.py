@@ -19,7 +19,9 @@ With ``yolo11n-seg``, objects left without a mask are prompted to SAM (``sam``, 
 The ``masks`` field is listed once the stage has run (it looked), even when some objects have none.
 
 **Agreement** (``agreement``, on by default with ``yolo11n-seg``): the segmenter is a second network
-that also names what it finds, so it is one more view of each object. The segmenter runs with
+that also names what it finds, so it is one more view of each object; with ``mirror`` (default) it
+looks at the image mirrored left to right (boxes and masks mirrored back), so the one extra pass is
+both a second network and test-time augmentation (a flip) for the detector's view. The segmenter runs with
 ``conf=floor`` (0.05); an object's segmenter score is the best score of an instance *of the same
 label* whose box has IoU >= ``agree_iou`` (0.5) with the object's (0 when none). The object's score
 becomes the mean over all views, ``(score * n + seg_score) / (n + 1)``, where ``n`` is the number of
@@ -109,6 +111,7 @@ class Segmenter(Annotator):
         "floor": 0.05,
         "agree_iou": 0.5,
         "thresholds": "default",
+        "mirror": True,
     }
 
     def model_names(self) -> list[str]:
@@ -164,7 +167,9 @@ class Segmenter(Annotator):
         :attr:`candidates` (for agreement)."""
         conf = self.options["conf"]
         floor = min(self.options["floor"], conf) if self.options["agreement"] else conf
-        results = self.seg_model.predict([it.bgr for it in batch], conf=floor, iou=self.options["iou"],
+        mirror = bool(self.options["mirror"])
+        frames = [np.ascontiguousarray(it.bgr[:, ::-1]) if mirror else it.bgr for it in batch]
+        results = self.seg_model.predict(frames, conf=floor, iou=self.options["iou"],
                                          imgsz=self.options["imgsz"], retina_masks=True, device=self._device,
                                          verbose=False, max_det=100)
         out = []
@@ -175,6 +180,8 @@ class Segmenter(Annotator):
                 self.candidates.append([])
                 continue
             boxes = r.boxes.xyxy.cpu().numpy().astype(np.float64)
+            if mirror:  # back into the original frame
+                boxes = np.stack([item.width - boxes[:, 2], boxes[:, 1], item.width - boxes[:, 0], boxes[:, 3]], axis=1)
             scores = r.boxes.conf.cpu().numpy().astype(np.float64)
             labels = [str(r.names[int(c)]) for c in r.boxes.cls.cpu().numpy()]
             self.candidates.append([(lab, Box(*map(float, b)), float(sc)) for lab, b, sc in zip(labels, boxes, scores)])
@@ -182,6 +189,8 @@ class Segmenter(Annotator):
             masks = r.masks.data.cpu().numpy()[keep] > 0.5
             if masks.shape[1:] != (item.height, item.width):  # defensive: retina masks are full size
                 masks = _resize_masks(masks, item.height, item.width)
+            if mirror:
+                masks = np.ascontiguousarray(masks[:, :, ::-1])
             out.append((boxes[keep], masks))
         return out
 
