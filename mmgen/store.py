@@ -483,11 +483,11 @@ class Output:
         return safe_join(self.image_root, self.info(image_id).path)
 
     def draw(self, image_id: str, show: Sequence[str] | None = None, **options: Any) -> Image.Image:
-        """The overlay of one image (see :func:`mmgen.inspect.draw`)."""
-        from .inspect import LAYERS, draw
+        """The overlay of one image (see :func:`scene_graphs.draw.draw_graph`)."""
+        from scene_graphs.draw import LAYERS, draw_graph
 
         layers = LAYERS if show is None else show
-        return draw(self.graph(image_id), self.image_path(image_id), show=layers, **options)
+        return draw_graph(self.graph(image_id), self.image_path(image_id), layers, **options)
 
     # ------------------------------------------------------------------------------ QA records
     @property

@@ -24,10 +24,9 @@ def command(out_dir: Path, dest: Path | None) -> None:
     Example:
       mmgen stats out/ && xdg-open out/stats/index.html
     """
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise click.ClickException("mmgen stats needs matplotlib: pip install matplotlib") from None
+    from ..extras import require
+
+    require("viz", "matplotlib", "mmgen stats")
     from ..stats import write_report
     from ..store import open_output
 

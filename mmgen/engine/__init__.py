@@ -31,6 +31,8 @@ from .core import (
     shard_name,
 )
 
+from . import ray_data  # noqa: E402,F401 - registers the ray engine (Ray itself is imported only when used)
+
 __all__ = [
     "DUPLICATE", "ERRORS", "MANIFEST", "MARKER_SUFFIX", "SUMMARY", "EngineError", "EngineOptions", "Plan",
     "RunSummary", "ShardFiles", "ShardJob", "ShardOutcome", "ShardSpec", "ShardWorker", "Stage", "execute_shard",

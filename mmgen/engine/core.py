@@ -3,7 +3,7 @@
 A :class:`Stage` (annotate, generate, generate --multi, ...) says what its shards are
 (:meth:`Stage.plan`) and gives a light, picklable :class:`ShardWorker` that turns one shard's payload
 into files. :func:`run_stage` does the rest, the same way for every stage, locally or on Ray
-(:mod:`mmgen.ray_engine`).
+(:mod:`mmgen.engine.ray_data`).
 
 **Output folder** of any stage::
 
@@ -547,6 +547,11 @@ def _interrupt_workers(pool: ProcessPoolExecutor) -> None:
                 os.kill(proc.pid, signal.SIGINT)
 
 
+RUNNERS: dict[str, Callable[[Stage, Iterator[ShardJob], EngineOptions], Iterator[dict[str, Any]]]] = {}
+"""Engines other than ``local``, by name: ``ray`` (:mod:`mmgen.engine.ray_data`, registered when
+:mod:`mmgen.engine` is imported). A runner yields each shard's marker, or failure, as it finishes."""
+
+
 # --------------------------------------------------------------------------------------- the run
 def _valid(marker: Any, out: Path, config_id: str, key: str) -> bool:
     if not isinstance(marker, dict) or marker.get("config") != config_id or marker.get("key") != key:
@@ -737,12 +742,10 @@ def _run_jobs(stage: Stage, jobs: Iterator[ShardJob], pending: list[ShardSpec], 
     done, failed, units = 0, [], 0
     worker = stage.worker()
     counter = UnitCounter() if known and show and worker.reports_progress and options.engine == "local" else None
-    if options.engine == "ray":
-        from ..ray_engine import run_ray
-
-        results = run_ray(stage, jobs, options)
-    else:
+    if options.engine == "local":
         results = run_local(worker, jobs, options.workers, counter)
+    else:
+        results = RUNNERS[options.engine](stage, jobs, options)
     with tqdm(total=total, unit=stage.unit if known else "shard", desc=stage.name, disable=not show,
               dynamic_ncols=True) as bar, contextlib.closing(results), _follow(counter, bar):
         for result in results:

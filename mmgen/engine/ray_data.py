@@ -30,7 +30,8 @@ from typing import Any
 
 import orjson
 
-from .engine.core import EngineOptions, ShardJob, ShardWorker, Stage, safe_execute
+from ..extras import require
+from .core import RUNNERS, EngineOptions, ShardJob, ShardWorker, Stage, safe_execute
 
 log = logging.getLogger("mmgen.ray")
 
@@ -75,7 +76,7 @@ def run_task(batch: dict[str, Any], worker: ShardWorker) -> dict[str, list[bytes
 
 def init_ray(options: EngineOptions) -> bool:
     """Connect to (``options.address``) or start a local Ray; returns whether this call started it."""
-    import ray
+    ray = require("ray", "ray", "--engine ray")
 
     if ray.is_initialized():
         return False
@@ -103,8 +104,8 @@ def _windows(jobs: Iterable[ShardJob]) -> Iterator[list[dict[str, bytes]]]:
 
 def run_ray(stage: Stage, jobs: Iterable[ShardJob], options: EngineOptions) -> Iterator[dict[str, Any]]:
     """Run ``jobs`` on Ray Data; yields each shard's marker (or failure) as it comes back."""
-    import ray
-    import ray.data
+    ray = require("ray", "ray", "--engine ray")
+    require("ray", "ray.data", "--engine ray")
 
     started = init_ray(options)
     ctx = ray.data.DataContext.get_current()
@@ -135,3 +136,6 @@ def run_ray(stage: Stage, jobs: Iterable[ShardJob], options: EngineOptions) -> I
     finally:
         if started:
             ray.shutdown()
+
+
+RUNNERS["ray"] = run_ray

@@ -48,14 +48,12 @@ QA_COLUMNS = ("program", "family", "template", "question_type", "answer_type", "
 
 def require_hf() -> tuple[Any, Any, Any]:
     """(datasets, pyarrow, pyarrow.parquet), or an :class:`ExportError` saying what to install."""
+    from ..extras import MissingExtraError, require
+
     try:
-        import datasets
-        import pyarrow
-        import pyarrow.parquet
-    except ImportError as exc:
-        raise ExportError(f"the hf format needs the datasets and pyarrow packages ({exc}); "
-                          'install them with: pip install "mmgen[hf]"') from None
-    return datasets, pyarrow, pyarrow.parquet
+        return tuple(require("hf", m, "the hf export format") for m in ("datasets", "pyarrow", "pyarrow.parquet"))
+    except MissingExtraError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def features() -> Any:

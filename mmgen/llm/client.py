@@ -235,7 +235,9 @@ class LLMClient:
     """See the module docstring. Use as a context manager (closes the cache and HTTP pool)."""
 
     def __init__(self, settings: LLMSettings, *, sleep: Callable[[float], None] = time.sleep) -> None:
-        import openai
+        from ..extras import require
+
+        openai = require("llm", "openai", "the LLM stages (evolve, curate --judge)")
 
         self.settings = settings
         self._openai = openai
