@@ -7,8 +7,10 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from scene_graphs.io import atomic_write, graph_files
+from scene_graphs.io import graph_files
 from scene_graphs.model import SceneGraph
+
+from ..engine.core import write_json
 
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
@@ -88,11 +90,6 @@ def prepare_output(out: Path, manifest: dict[str, Any], keys: Sequence[str], ove
     out.mkdir(parents=True, exist_ok=True)
     write_json(mpath, manifest)
     return resume
-
-
-def write_json(path: Path, data: Any) -> None:
-    with atomic_write(path) as f:
-        f.write((json.dumps(data, indent=2, sort_keys=False) + "\n").encode())
 
 
 def drop_entry(stage: str, record: Mapping[str, Any], filter_name: str, reason: str, shard: str,
