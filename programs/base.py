@@ -22,18 +22,25 @@ Rules every program gets from this module (write new rules here, not in programs
   with a sha256 digest, so output never depends on worker count, shard order or ``PYTHONHASHSEED``.
 * **Answer balancing** (per image, like CLEVR's rejection sampling but deterministic): plans are grouped
   by answer; an answer value is drawn uniformly among the values present, then a plan with that value.
-  So a yes/no program whose graph offers both answers says yes half the time, and a count program
-  does not keep asking about the most frequent count. Then a written-down rejection rule for
+  So a count program does not keep asking about the most frequent count. Yes/no programs are
+  balanced in pairs: an image gives as many "yes" as "no" records (one more, from a fair coin, for
+  an odd ``max_per_image``) and none when it offers only one answer, so a run is balanced for any
+  ``max_per_image`` while each image is still decided by its own generator. Then a written-down rejection rule for
   answers that are common everywhere (CLEVR-style, but decided by the per-image generator, so it is
   deterministic): a drawn plan is kept with probability ``Program.answer_weight(value)`` (1 by default;
   counting keeps "1" with 0.35 and "2" with 0.7), otherwise its answer value is dropped for this image
   and another is drawn. Run-level capping is curation's job.
 * **Forms**: each plan is realized free-form or multiple-choice (``ProgramConfig.mc_ratio``). Options
   come from ``distractors`` (same kind as the answer, false for this graph), ``num_options`` per
-  program, correct position drawn uniformly.
+  program: ``num_options - 1`` drawn uniformly, then all options (answer included) shuffled, so no
+  canonical order of the distractors survives.
 * **Perception uncertainty**: objects scoring below ``min_score`` do not exist for programs; labels
   with any object in the uncertain band ``[min_score, confident_score)`` are not counted or asked about
   for existence (the program abstains and the abstention is counted).
+* **Evidence of absence**: "no", "0", "lacks", "not all contain" are said of a label only when
+  :meth:`GraphView.confirms_absent` (the annotator searched for it and saw nothing, not even faintly);
+  otherwise the program abstains and counts it ("no evidence of absence"). Counts are not given for a
+  label with faint unreported candidates (``SceneGraph.faint_count``: a crowd may hold more).
 """
 
 from __future__ import annotations
@@ -54,6 +61,8 @@ from scene_graphs.model import Object, SceneGraph
 FREE_FORM = "free_form"
 MULTIPLE_CHOICE = "multiple_choice"
 FORMS = (FREE_FORM, MULTIPLE_CHOICE)
+YES_NO = "yes/no"
+"""The answer type whose records are balanced in pairs (see :meth:`Program.select_solved`)."""
 
 Plan = dict[str, Any]
 """A question plan: JSON-serializable, no answer inside, enough to solve and realize."""
@@ -305,6 +314,16 @@ class GraphView:
         """Every label of the graph, at any score (what an "absent" answer must rule out)."""
         return frozenset(o.label for o in self.graph.objects)
 
+    def confirms_absent(self, label: str) -> bool:
+        """Whether the graph holds evidence that no ``label`` is in the image: an annotator searched for it
+        and saw no candidate, not even a faint one (``SceneGraph.confirms_absent``). Graphs without
+        evidence (imports) never confirm an absence: "no", "0" and "lacks" are then not said."""
+        key = ("confirms_absent", label)
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = self.graph.confirms_absent(label)
+        return hit
+
     def abstain(self, program_id: str, reason: str, n: int = 1) -> None:
         """Record that a program declined to ask something (e.g. an uncertain category)."""
         self.stats[f"abstained {program_id}: {reason}"] += n
@@ -442,6 +461,8 @@ class Program:
         key = self.answer_key
         for pair in solved:
             groups.setdefault(key(pair[1]), []).append(pair)
+        if self.answer_type == YES_NO:
+            return self._select_pairs(groups, rng, k)
         chosen: list[tuple[Plan, Any]] = []
         keys = sorted(groups)
         while keys and len(chosen) < k:
@@ -456,6 +477,27 @@ class Program:
             if not pool:
                 keys.remove(key_)
         return chosen
+
+    @staticmethod
+    def _select_pairs(groups: dict[str, list[tuple[Plan, Any]]], rng: np.random.Generator,
+                      k: int) -> list[tuple[Plan, Any]]:
+        """Yes/no selection: as many "yes" as "no" records per image (``k // 2`` of each at most, fewer
+        when one side runs out), and for an odd ``k`` one more from a side drawn by a fair coin. An image
+        offering only one answer gives none, so every run is balanced whatever ``k`` and the images."""
+        if len(groups) != 2:
+            return []
+        sides = [list(groups[key_]) for key_ in sorted(groups)]
+        n = min(len(sides[0]), len(sides[1]), k // 2)
+        chosen: list[tuple[Plan, Any]] = []
+        for _ in range(n):
+            for side in sides:
+                chosen.append(side.pop(draw(rng, len(side))))
+        if k % 2 and len(chosen) < k:
+            side = sides[draw(rng, 2)]
+            if side:
+                chosen.append(side.pop(draw(rng, len(side))))
+        # the order of records must not tell the answer either
+        return [chosen[i] for i in rng.permutation(len(chosen))]
 
     def subject(self, views: Sequence[GraphView]) -> Any:
         """What ``candidates``/``solve``/``realize`` receive: the one view, or the tuple of views of an
@@ -485,10 +527,12 @@ class Program:
             distractors = list(dict.fromkeys(o for o in r.options if o != r.answer))
             n = self.num_options
             if len(distractors) >= n - 1:
-                opts = [distractors[i] for i in sample_indices(rng, len(distractors), n - 1)]
-                answer_index = draw(rng, n)
-                opts.insert(answer_index, r.answer)
-                options = tuple(opts)
+                # distractors drawn uniformly, then every option shuffled: neither the slot nor the order
+                # of the options (which distractor lists keep canonical) can point at the answer
+                opts = [r.answer] + [distractors[i] for i in sample_indices(rng, len(distractors), n - 1)]
+                order = rng.permutation(n)
+                options = tuple(opts[i] for i in order)
+                answer_index = int(np.flatnonzero(order == 0)[0])
                 form = MULTIPLE_CHOICE
         image_ids = tuple([v.image_id for v in views])
         objects = self.referenced_objects(plan)

@@ -313,10 +313,15 @@ def _offered_predicates(view: GraphView) -> tuple[tuple[str, str], ...]:
 
 def false_predicates(view: GraphView, subject: str, obj: str, exclude: str) -> list[str]:
     """Predicates (from the graph first, then common ones, one per group) that are safely false from
-    ``subject`` to ``obj`` and not in the group of ``exclude``."""
+    ``subject`` to ``obj`` and not in the group of ``exclude``; none when ``exclude`` itself is a predicate
+    geometry cannot deny (it could never be a distractor, so it would be recognisable as the answer)."""
     if subject == obj:
         return []
     excluded = group(exclude)
+    if excluded not in DIRECTIONAL and excluded not in CONTACT:
+        # an answer that geometry can never deny is never a distractor anywhere, so among options that
+        # always are (left of, on, ...) it would stand out without the image: ask it free-form only
+        return []
     implied = relation_index(view).implied.get((subject, obj), _EMPTY)
     s, o = view.by_id[subject], view.by_id[obj]
     return [p for p, g in _offered_predicates(view)

@@ -28,6 +28,8 @@ Building blocks, each a strategy (or a function returning one):
 * :func:`depth_maps` -> :class:`DepthMap`
 * :func:`scene_graphs` -> :class:`SceneGraph`; :func:`graph_dicts` -> its ``to_dict()`` form
 * :func:`json_objects` -> small JSON-native dicts (for ``provenance`` / ``meta``)
+* :func:`searches(labels)` -> :class:`Search` evidence over a vocabulary; :func:`with_evidence(graph, rng)`
+  adds seeded evidence to any graph (``scene_graphs(evidence=True)`` draws it)
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from scene_graphs.model import (
     Object,
     Relation,
     SceneGraph,
+    Search,
     TextRegion,
     infer_fields,
 )
@@ -233,8 +236,11 @@ _paths = st.one_of(st.just(""), st.sampled_from(("a/img.jpg", "b/img.jpg", "x.pn
 @st.composite
 def scene_graphs(draw: st.DrawFn, min_objects: int = 0, max_objects: int = 6, max_side: int = 48,
                  masks: bool | None = None, depth: bool | None = None, relations: bool | None = None,
-                 text: bool | None = None) -> SceneGraph:
+                 text: bool | None = None, evidence: bool | None = False) -> SceneGraph:
     """A valid :class:`SceneGraph`.
+
+    ``evidence``: ``True`` adds one :class:`Search` (see :func:`searches`), ``None`` lets hypothesis choose,
+    ``False`` (default) leaves the graph without evidence (unknown absence, like imports).
 
     ``masks``, ``depth``, ``relations``, ``text``: ``True`` forces the part (masks on every object; a
     depth map, with per-object depth summaries; relations and text regions where ids allow), ``False``
@@ -269,10 +275,54 @@ def scene_graphs(draw: st.DrawFn, min_objects: int = 0, max_objects: int = 6, ma
         fields=frozenset(fields),
         provenance=draw(json_objects()),
         meta=draw(json_objects()),
+        evidence=(draw(searches([o.label for o in objs])),)
+        if (draw(st.booleans()) if evidence is None else evidence) else (),
     )
 
 
 _relations_strategy = relations  # scene_graphs() has a parameter of the same name
+
+
+EVIDENCE_VOCABULARY = ("person", "dog", "cat", "car", "bus", "cup", "chair", "table", "bottle", "tree", "sign",
+                       "bench", "horse", "book", "clock", "traffic light", "teddy bear", "bicycle")
+"""What the synthetic annotator "searched for": most common labels, not all (``umbrella`` stays unknown)."""
+
+
+@st.composite
+def searches(draw: st.DrawFn, present: Sequence[str] = (), vocabulary: Sequence[str] = EVIDENCE_VOCABULARY) -> Search:
+    """A :class:`Search` over ``vocabulary`` (plus ``present``): some labels with faint candidates below the
+    threshold (any number of them, a crowd included), the rest seen not at all."""
+    vocab = tuple(sorted(set(vocabulary) | set(present)))
+    threshold = draw(st.sampled_from((0.25, 0.5)))
+    floor = draw(st.sampled_from((0.05, 0.1)))
+    faint = draw(st.lists(st.sampled_from(vocab), max_size=4, unique=True))
+    best = {lbl: draw(st.floats(floor, threshold, exclude_max=True)) for lbl in faint}
+    counts = {lbl: draw(st.integers(1, 30)) for lbl in faint}
+    return Search("synthetic-detector", vocab, threshold, floor, best, counts)
+
+
+def with_evidence(graph: SceneGraph, rng: np.random.Generator, share: float = 0.7) -> SceneGraph:
+    """``graph`` with seeded :class:`Search` evidence (``share`` of the time; otherwise unchanged, i.e.
+    unknown): the vocabulary covers the COCO categories, :data:`EVIDENCE_VOCABULARY` and the graph's
+    labels, a few labels (present or not) have faint candidates, sometimes a crowd of them; when the
+    graph has a text field, a text reader's search for ``"text"`` is recorded too (faint when the reader
+    saw regions below its threshold, i.e. sometimes)."""
+    if rng.random() >= share:
+        return graph
+    from programs.scenes import COCO_CATEGORIES  # a COCO detector's vocabulary, like the bundled one
+
+    vocab = sorted(set(EVIDENCE_VOCABULARY) | set(COCO_CATEGORIES) | {o.label for o in graph.objects})
+    threshold, floor = 0.5, 0.05
+    best, counts = {}, {}
+    for lbl in vocab:
+        if rng.random() < 0.15:
+            best[lbl] = round(float(rng.uniform(floor, threshold - 0.01)), 3)
+            counts[lbl] = int(rng.choice((1, 2, 12)))
+    evidence = [Search("synthetic-detector", tuple(vocab), threshold, floor, best, counts)]
+    if "text" in graph.fields:
+        faint = {"text": 0.2} if rng.random() < 0.2 else {}
+        evidence.append(Search("synthetic-ocr", ("text",), 0.5, 0.05, faint, {}))
+    return graph.replace(evidence=tuple(evidence))
 
 
 def graph_dicts(**kwargs: Any) -> st.SearchStrategy[dict[str, Any]]:

@@ -19,6 +19,7 @@ import pytest
 from programs.base import FREE_FORM, MULTIPLE_CHOICE, GraphView, ProgramConfig, load_all, run_single
 from scene_graphs.io import write_graphs
 from scene_graphs.synthetic import random_graph
+from tests.strategies import with_evidence
 
 N_GRAPHS = 250
 CONFIG = ProgramConfig(seed=7, max_per_image=3)
@@ -27,7 +28,7 @@ PROGRAMS = [cls() for cls in load_all().values() if not cls.multi_image]
 
 def _graphs(n: int = N_GRAPHS, seed: int = 11) -> list:
     rng = np.random.default_rng(seed)
-    return [random_graph(rng, image_id=f"g{i:04d}") for i in range(n)]
+    return [with_evidence(random_graph(rng, image_id=f"g{i:04d}"), rng, share=0.85) for i in range(n)]
 
 
 @pytest.fixture(scope="module")

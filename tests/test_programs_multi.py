@@ -28,6 +28,7 @@ from scene_graphs.model import Attribute, Box, DepthMap, Object, Relation, Scene
 from scene_graphs.synthetic import random_graph
 from scene_graphs.vocab import normalize
 from tests import strategies as sgst
+from tests.strategies import with_evidence
 
 CONFIG = ProgramConfig(seed=5, max_per_image=2)
 PROGRAMS = multi_programs()
@@ -87,7 +88,7 @@ def make_sets(n: int = N_SETS, seed: int = 3) -> list[tuple[SceneGraph, ...]]:
     for s in range(n):
         kind = s % 5
         size = 3 if kind == 2 else int(rng.integers(2, 7))  # three images: most often exactly one pair
-        out.append(tuple(_graph(rng, kind, f"s{s:03d}i{i}") for i in range(size)))
+        out.append(tuple(with_evidence(_graph(rng, kind, f"s{s:03d}i{i}"), rng, share=0.85) for i in range(size)))
     return out
 
 
@@ -117,14 +118,15 @@ def surely_present(g: SceneGraph, label: str) -> bool:
 
 
 def surely_absent(g: SceneGraph, label: str) -> bool:
-    return not any(may_name_same(label, o.label) for o in g.objects)
+    """Nothing that may be one at any score, and the detector searched for it and saw nothing."""
+    return not any(may_name_same(label, o.label) for o in g.objects) and g.confirms_absent(label)
 
 
 def count(g: SceneGraph, label: str) -> int | None:
     if surely_absent(g, label):
         return 0
     others = {o.label for o in g.objects if o.score >= CONFIG.min_score and o.label != label}
-    if surely_present(g, label) and not any(may_name_same(label, x) for x in others):
+    if surely_present(g, label) and not any(may_name_same(label, x) for x in others) and not g.faint_count(label):
         return len(objs_of(g, label))
     return None
 

@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from programs.base import GraphView, ProgramConfig, get_program
 from programs.grammar import fmt_box
 from programs.scenes import COCO_CATEGORIES, SCENES, SYNONYMS, may_name_same, plausible_absent, related_labels
-from scene_graphs.model import Attribute, Box, Object, Relation, SceneGraph
+from scene_graphs.model import Attribute, Box, Object, Relation, SceneGraph, Search
 from scene_graphs.synthetic import random_graph
 from tests import strategies as sgst
+from tests.strategies import with_evidence
 
 CONFIG = ProgramConfig(seed=3)
 N_GRAPHS = 160
@@ -26,20 +27,25 @@ N_GRAPHS = 160
 
 # =========================================================================== shared helpers
 def graph_pool(n: int = N_GRAPHS, seed: int = 21) -> list[SceneGraph]:
-    """Seeded random graphs: small and large, few and many uncertain objects, with and without masks."""
+    """Seeded random graphs: small and large, few and many uncertain objects, with and without masks,
+    most with a detector's search recorded (evidence of absence), some without (unknown)."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
-        out.append(random_graph(rng, image_id=f"t{seed}-{i:03d}", n_objects=int(rng.integers(2, 13)),
-                                uncertain=float(rng.choice([0.0, 0.1, 0.4])), masks=bool(i % 3 == 0),
-                                depth=False, text=False))
+        out.append(with_evidence(random_graph(rng, image_id=f"t{seed}-{i:03d}", n_objects=int(rng.integers(2, 13)),
+                                              uncertain=float(rng.choice([0.0, 0.1, 0.4])), masks=bool(i % 3 == 0),
+                                              depth=False, text=False), rng, share=0.85))
     return out
 
 
+COCO_SEARCH = Search("coco-detector", tuple(sorted(COCO_CATEGORIES)), 0.5, 0.05)
+"""A COCO detector that searched for all its categories and saw nothing below its threshold."""
+
+
 def make_graph(objects: list[Object], relations: tuple[Relation, ...] = (), width: int = 200, height: int = 100,
-               image_id: str = "hand") -> SceneGraph:
+               image_id: str = "hand", evidence: tuple[Search, ...] = (COCO_SEARCH,)) -> SceneGraph:
     return SceneGraph(image_id, width, height, objects=tuple(objects), relations=relations,
-                      fields=frozenset({"objects", "attributes", "relations"}))
+                      fields=frozenset({"objects", "attributes", "relations"}), evidence=evidence)
 
 
 def obj(oid: str, label: str, box: tuple[float, float, float, float], score: float = 0.9,
@@ -192,6 +198,7 @@ def test_exists_yes_only_for_confidently_present_labels(graphs):
             assert value is False
             # absent at every score, and nothing in the graph may be one
             assert all(o.label != label and not may_name_same(o.label, label) for o in g.objects), (g.image_id, label)
+            assert g.confirms_absent(label), (g.image_id, label, g.evidence)  # searched for, not seen at all
             r = realized(p, view, plan, value)
             assert r.answer == "no" and r.options == ["yes"]
     assert answers[True] > 50 and answers[False] > 50, answers

@@ -11,10 +11,11 @@ True / False / ``None``):
 * **Presence** of a category (:func:`presence`): *present* when the label has objects and all of
   them are confident (``GraphView.countable_labels``); *absent* when no object of the graph, at any
   score, carries the label or one that may name the same thing (``programs.scenes.may_name_same``:
-  a "man" may be the "person" asked about); *unknown* otherwise. Unknown anywhere in the set makes a
+  a "man" may be the "person" asked about) and the graph has evidence of the absence
+  (``GraphView.confirms_absent``: searched for, not seen even faintly); *unknown* otherwise. Unknown anywhere in the set makes a
   plan unsolvable: uncertain perception never decides an answer.
-* **Counts** (:func:`count_of`): 0 when absent; the number of objects when present and no other
-  label of the image may name the same thing; else unknown.
+* **Counts** (:func:`count_of`): 0 when absent; the number of objects when present, no other
+  label of the image may name the same thing and no faint candidate of it went unreported; else unknown.
 * **Attribute-objects** ("a red car", :func:`attribute_state`): True when a confident object of the
   label has the value among its decided values (``programs.common.decided_values``); False when
   the label is absent, or every object of it has a decided value in the category and no trace of
@@ -119,6 +120,9 @@ def _presence(view: GraphView, label: str) -> str:
         return PRESENT
     if any(may_name_same(label, other) for other in view.graph_labels):
         return UNKNOWN
+    if not view.confirms_absent(label):
+        view.abstain("multi", "no evidence of absence")
+        return UNKNOWN
     return ABSENT
 
 
@@ -136,7 +140,7 @@ def count_of(view: GraphView, label: str) -> int | None:
     state = presence(view, label)
     if state == ABSENT:
         return 0
-    if state == PRESENT and label in safe_labels(view):
+    if state == PRESENT and label in safe_labels(view) and not view.graph.faint_count(label):
         return len(view.by_label[label])
     return None
 

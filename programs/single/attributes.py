@@ -20,7 +20,7 @@ import numpy as np
 from scene_graphs.model import ATTRIBUTE_CATEGORIES, Object
 from scene_graphs.vocab import normalize
 
-from ..base import GraphView, Plan, Program, Realized, Template, register
+from ..base import GraphView, Plan, Program, Realized, Template, draw, register
 from ..common import EXCLUSIVE, Family, attribute_names, box_text, decided_values, located, max_iou, near
 from ..grammar import capitalize, count_phrase, join, plural
 from ..scenes import may_name_same
@@ -379,14 +379,33 @@ class AttributesAtRegion(Program):
         answer = ", ".join(value)
         rationale = (f"The region {box} is the box of the {o.label}. Its confidently annotated attributes are: "
                      f"{join([f'{v} ({c})' for c, v in listing])}. So the answer is: {answer}.")
+        return Realized(t.id, t.text.format(box=box), answer, rationale, self._distractors(listing, o, rng))
+
+    def _distractors(self, listing: list[tuple[str, str]], o: Object, rng: np.random.Generator) -> list[str]:
+        """Listings drawn like the answer could have been: each value, independently, the object's own or
+        one exclusive with it (drawn uniformly), the answer itself excluded. Every distractor is false (it
+        names at least one value the object is decided not to have), and the answer is just one member
+        of the set the options come from, not the centre that each distractor changes one token of."""
         order = {c: i for i, c in enumerate(ATTRIBUTE_CATEGORIES)}
-        options = []
-        for i, (c, v) in enumerate(listing):
-            for alt in alternatives(c, v, o):
-                swapped = listing[:i] + [(c, alt)] + listing[i + 1:]
-                swapped.sort(key=lambda cv: (order[cv[0]], cv[1]))
-                options.append(", ".join(x for _, x in swapped))
-        return Realized(t.id, t.text.format(box=box), answer, rationale, options)
+        choices = [[v, *alternatives(c, v, o)] for c, v in listing]
+        size = 1
+        for ch in choices:
+            size *= len(ch)
+        if size - 1 < self.num_options - 1:
+            return []
+        seen = {", ".join(v for _, v in listing)}
+        out: list[str] = []
+        for _ in range(8 * self.num_options):
+            pick = tuple(ch[draw(rng, len(ch))] for ch in choices)
+            pairs = sorted(zip((c for c, _ in listing), pick), key=lambda cv: (order[cv[0]], cv[1]))
+            text = ", ".join(x for _, x in pairs)
+            if text in seen or len(set(pick)) < len(pick):
+                continue
+            seen.add(text)
+            out.append(text)
+            if len(out) == self.num_options - 1:
+                break
+        return out
 
 
 __all__ = [

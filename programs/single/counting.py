@@ -39,12 +39,16 @@ class CountObjects(Program):
     def candidates(self, view: GraphView) -> list[Plan]:
         for label in sorted(view.uncertain_labels):
             view.abstain(self.id, "uncertain category")
-        return [{"label": label} for label in view.countable_labels]
+        crowded = [lbl for lbl in view.countable_labels if view.graph.faint_count(lbl)]
+        if crowded:
+            view.abstain(self.id, "faint unreported candidates (count unsure)", len(crowded))
+        return [{"label": label} for label in view.countable_labels if label not in crowded]
 
     def solve(self, view: GraphView, plan: Plan) -> Any:
-        if plan["label"] in view.uncertain_labels:
+        label = plan["label"]
+        if label in view.uncertain_labels or view.graph.faint_count(label):
             return None
-        return len(view.by_label.get(plan["label"], ()))
+        return len(view.by_label.get(label, ()))
 
     def realize(self, view: GraphView, plan: Plan, value: Any, rng: np.random.Generator) -> Realized:
         label = plan["label"]

@@ -8,7 +8,6 @@ but may be named by position ("the left-most cup").
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +15,7 @@ import numpy as np
 
 from scene_graphs.model import Object
 
-from ..base import GraphView, Plan, Program, Realized, Template, register
+from ..base import GraphView, Plan, Program, Realized, Template, register, stable_int
 from ..common import box_text
 from ..grammar import capitalize, fmt_box, join
 from .objects import cached, hashed_order, is_confident, norm_box, referent
@@ -173,44 +172,51 @@ def _ceil2(v: float) -> float:
     return round(math.ceil(v * 100 - 1e-6) / 100, 2)
 
 
-def _same_size_iou(dx: float, dy: float, w: float, h: float, area: float) -> float:
-    """IoU of two ``w`` x ``h`` boxes whose corners are ``(dx, dy)`` apart."""
-    iw, ih = w - abs(dx), h - abs(dy)
-    if iw <= 0 or ih <= 0 or area <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / (2 * area - inter)
+def _padded(x1: float, y1: float, x2: float, y2: float) -> list[float]:
+    """The region shown for an object box (normalised): padded by :data:`REGION_PAD`, clipped, 2 decimals."""
+    px, py = max(0.03, REGION_PAD * (x2 - x1)), max(0.03, REGION_PAD * (y2 - y1))
+    return [_floor2(max(0.0, x1 - px)), _floor2(max(0.0, y1 - py)), _ceil2(min(1.0, x2 + px)), _ceil2(min(1.0, y2 + py))]
+
+
+REGION_TRIES = 24
+"""Random places tried for the two other regions."""
 
 
 def regions_for(view: GraphView, o: Object) -> list[list[float]] | None:
     """Three regions (2-decimal normalised boxes, per-image order): one holding ``o`` with some padding
-    and two of the same size placed where they hold (almost) none of it; ``None`` if no room."""
+    and two made the same way for a box of the object's size at random places (seeded by image and
+    object) where they hold (almost) none of it; ``None`` if no room. All three come from one process,
+    so neither their coordinates nor their sizes tell which is the object's."""
     nb = _unit_box(view, o)
     x1, y1, x2, y2 = nb
-    px, py = max(0.03, REGION_PAD * (x2 - x1)), max(0.03, REGION_PAD * (y2 - y1))
-    own = [_floor2(max(0.0, x1 - px)), _floor2(max(0.0, y1 - py)), _ceil2(min(1.0, x2 + px)), _ceil2(min(1.0, y2 + py))]
-    rw, rh = round(own[2] - own[0], 2), round(own[3] - own[1], 2)
+    own = _padded(x1, y1, x2, y2)
+    w, h = x2 - x1, y2 - y1
+    rng = np.random.Generator(np.random.PCG64(stable_int(f"{view.image_id}|regions|{o.id}")))
     others: list[list[float]] = []
-    xs = sorted({0.0, _floor2((1 - rw) / 2), round(1 - rw, 2)})
-    ys = sorted({0.0, _floor2((1 - rh) / 2), round(1 - rh, 2)})
-    area = rw * rh
-    for ax in xs:
-        for ay in ys:
-            cand = [ax, ay, round(ax + rw, 2), round(ay + rh, 2)]
-            if not _far_from(cand, nb):
-                continue
-            # same-size boxes: IoU from the overlap of the two positions
-            if all(_same_size_iou(ax - c[0], ay - c[1], rw, rh, area) < 0.5 for c in others):
-                others.append(cand)
+    for u, v in rng.random((REGION_TRIES, 2)).tolist():
+        ax, ay = u * (1.0 - w), v * (1.0 - h)
+        cand = _padded(ax, ay, ax + w, ay + h)
+        if not _far_from(cand, nb) or cover(nb, cand) >= DISTRACTOR_COVER:
+            continue
+        if all(_iou(cand, c) < 0.5 for c in others + [own]):
+            others.append(cand)
+            if len(others) == 2:
+                break
     if len(others) < 2:
         return None
-    # two of the others and the place of the right one, from a hash of (image, object)
-    h = zlib.crc32(f"{view.image_id}|regions|{o.id}".encode("utf-8", "surrogatepass"))
-    first = h % len(others)
-    second = (first + 1 + (h >> 8) % (len(others) - 1)) % len(others)
-    regions = [others[first], others[second]]
-    regions.insert((h >> 16) % 3, own)
+    regions = others
+    regions.insert(int(rng.integers(3)), own)
     return regions
+
+
+def _iou(a: Quad, b: Quad) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 @register

@@ -227,12 +227,14 @@ def labels_compatible(labels: Sequence[str]) -> bool:
 
 
 def safe_count_labels(view: GraphView) -> tuple[str, ...]:
-    """Countable labels (every object confident) that no other label in the view might also name:
-    counting "people" is unsafe when some are labelled "man"."""
+    """Countable labels (every object confident) that no other label in the view might also name
+    (counting "people" is unsafe when some are labelled "man") and with no faint unreported candidate
+    (a crowd of low-score people makes any count of people a guess)."""
     def make() -> tuple[str, ...]:
         labels = list(view.by_label)
         return tuple(lbl for lbl in view.countable_labels
-                     if not any(other != lbl and may_name_same(lbl, other) for other in labels))
+                     if not view.graph.faint_count(lbl)
+                     and not any(other != lbl and may_name_same(lbl, other) for other in labels))
     return view.memo("safe_count_labels", make)
 
 
@@ -267,6 +269,10 @@ class Exists(Program):
             ranked = [(c, n) for c, n in ranked if n > floor] + \
                 hashed_order(view, self.id, [(c, n) for c, n in ranked if n == floor], key=lambda cn: cn[0])
         absent = [c for c, _ in ranked[:MAX_NEGATIVES]]
+        unbacked = [c for c in absent if not view.confirms_absent(c)]
+        if unbacked:
+            view.abstain(self.id, "no evidence of absence", len(unbacked))
+        absent = [c for c in absent if c not in unbacked]
         return [{"label": label} for label in sorted(set(present) | set(absent))]
 
     def solve(self, view: GraphView, plan: Plan) -> Any:
@@ -275,6 +281,8 @@ class Exists(Program):
             return None if label in view.uncertain_labels else True
         if any(may_name_same(label, other) for other in view.graph_labels):
             return None  # something in the graph (even below min_score) may be one: never say "no"
+        if not view.confirms_absent(label):
+            return None  # not searched for, or seen faintly: "no" would claim more than the graph knows
         return False
 
     def realize(self, view: GraphView, plan: Plan, value: Any, rng: np.random.Generator) -> Realized:

@@ -162,6 +162,26 @@ def usable(view: GraphView, obj: Object, avoid: str | None = None, category: str
             if (avoid is None or avoid not in e.mentions) and (category is None or e.category != category)]
 
 
+_FUNCTION_WORDS = frozenset({"a", "an", "the", "is", "are", "does", "do", "of", "to", "that", "in", "on", "at",
+                             "by", "with", "for"})
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "es", "ed", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def leaks(text: str, answer: str) -> bool:
+    """Whether ``text`` contains a content word of ``answer`` (by stem: "holds" leaks "holding"); an answer
+    made of function words only ("on") leaks through any of them."""
+    words = {_stem(w) for w in text.lower().split()}
+    said = answer.lower().split()
+    content = [w for w in said if w not in _FUNCTION_WORDS] or said
+    return any(_stem(w) in words for w in content)
+
+
 def pick_expression(exprs: list[Expression], rng: np.random.Generator) -> Expression:
     """A compound expression when there is one (drawn with ``rng``), else the bare label."""
     compound = [e for e in exprs if e.compound]
@@ -255,26 +275,35 @@ class SubgraphRelation(Program):
         plans = []
         pairs = [(s, o) for s, o in relation_index(view).pair_predicates if unique_predicate(view, s, o) is not None]
         for s, o in hashed_order(view, self.id, pairs, key=lambda so: f"{so[0]}|{so[1]}"):
-            if self._nameable(view, s, o):
-                plans.append(({"subject_id": s, "object_id": o}, unique_predicate(view, s, o)))
+            predicate = unique_predicate(view, s, o)
+            if predicate is not None and self._nameable(view, s, o, predicate):
+                plans.append(({"subject_id": s, "object_id": o}, predicate))
                 if len(plans) >= MAX_PLANS:
                     break
         return plans
 
-    def _nameable(self, view: GraphView, s: str, o: str) -> bool:
-        es, eo = usable(view, view.by_id[s], avoid=o), usable(view, view.by_id[o], avoid=s)
+    @staticmethod
+    def _names(view: GraphView, obj: str, other: str, predicate: str) -> list[Expression]:
+        """Expressions of ``obj`` not mentioning ``other`` nor any word of the answer ``predicate``."""
+        return [e for e in usable(view, view.by_id[obj], avoid=other) if not leaks(e.text, predicate)]
+
+    def _nameable(self, view: GraphView, s: str, o: str, predicate: str) -> bool:
+        es, eo = self._names(view, s, o, predicate), self._names(view, o, s, predicate)
         return bool(es and eo and any(e.compound for e in es + eo))
 
     def solve(self, view: GraphView, plan: Plan) -> Any:
         s, o = plan["subject_id"], plan["object_id"]
-        if s not in view.by_id or o not in view.by_id or not self._nameable(view, s, o):
+        if s not in view.by_id or o not in view.by_id:
             return None
-        return unique_predicate(view, s, o)
+        predicate = unique_predicate(view, s, o)
+        if predicate is None or not self._nameable(view, s, o, predicate):
+            return None
+        return predicate
 
     def realize(self, view: GraphView, plan: Plan, value: Any, rng: np.random.Generator) -> Realized:
         s, o = view.by_id[plan["subject_id"]], view.by_id[plan["object_id"]]
-        es = pick_expression(usable(view, s, avoid=o.id), rng)
-        eo = pick_expression(usable(view, o, avoid=s.id), rng)
+        es = pick_expression(self._names(view, s.id, o.id, value), rng)
+        eo = pick_expression(self._names(view, o.id, s.id, value), rng)
         t = self.pick_template(rng)
         question = t.text.format(subj=es.text, Subj=capitalize(es.text), obj=eo.text)
         rationale = (f"{capitalize(es.text)} is the {s.label} at {norm_box(view, s)}; {eo.text} is the {o.label} "

@@ -295,6 +295,11 @@ class ObjectWithText(Program):
                         objects=[owner.id])
 
 
+TEXT_LABEL = "text"
+"""The label under which a text reader records its search in ``SceneGraph.evidence``: "no text" (a count
+of 0) is said only when a search for it is recorded and saw nothing, not even faintly."""
+
+
 @register
 class CountText(Program):
     """How many separate pieces of text can be read in the image (0 when the text field found none).
@@ -325,10 +330,15 @@ class CountText(Program):
         if not all(readable(view, t) for t in view.text):
             view.abstain(self.id, "text region not read well enough to count as text")
             return []
+        if not view.text and not view.confirms_absent(TEXT_LABEL):
+            view.abstain(self.id, "no evidence of absence")
+            return []
         return [{"what": "text regions"}]
 
     def solve(self, view: GraphView, plan: Plan) -> Any:
         if not all(readable(view, t) for t in view.text):
+            return None
+        if not view.text and not view.confirms_absent(TEXT_LABEL):
             return None
         return len(view.text)
 
