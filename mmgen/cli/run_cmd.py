@@ -51,7 +51,8 @@ def command(ctx: click.Context, images: str, out: Path, profile: str | None, see
     IMAGES is a folder, a file listing image paths or a quoted glob (see `mmgen annotate --help`).
     Each stage writes its own folder under OUTPUT, so rerunning the same command after an
     interruption (Ctrl-C, kill, even kill -9) resumes where it stopped: finished images are kept,
-    also inside unfinished shards. OUTPUT/run.json records the seconds each stage took.
+    also inside unfinished shards (after a kill -9 of a single-process run, all but the last
+    minute's). OUTPUT/run.json records the seconds each stage took.
     For control over one stage, run its verb instead.
 
     \b
