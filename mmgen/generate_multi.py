@@ -41,7 +41,7 @@ from scene_graphs.model import SceneGraph
 from .engine import EngineOptions, Plan, RunSummary, ShardFiles, ShardOutcome, ShardSpec, ShardWorker, Stage, run_stage
 from .engine.core import process_pool, shard_name
 from .generate import file_key
-from .graphs import DepthFiles, graph_at
+from .graphs import DepthFiles, graph_at, scan_records
 from .groups import GroupOptions, ImageIndex, make_sets
 
 log = logging.getLogger("mmgen.generate")
@@ -72,22 +72,16 @@ def scan_shard(args: tuple[str, int, float, float]) -> list[tuple[str, int, int,
     """``(image id, shard number, byte offset, confident labels)`` of every graph of one shard."""
     path, number, min_score, confident_score = args
     rows = []
-    offset = 0
-    with open(path, "rb") as f:
-        for lineno, line in enumerate(f, 1):
-            here, offset = offset, offset + len(line)
-            if not line.strip():
-                continue
-            try:
-                data = orjson.loads(line)
-                image_id = data["image_id"]
-                labels = confident_labels(data, min_score, confident_score)
-            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-                raise RecordError(f"cannot index this graph ({type(exc).__name__}: {exc})",
-                                  source=f"{path}:{lineno}") from None
-            if not isinstance(image_id, str):
-                raise RecordError("image_id must be a string", "image_id", f"{path}:{lineno}")
-            rows.append((image_id, number, here, labels))
+    for lineno, offset, data in scan_records(path):
+        try:
+            image_id = data["image_id"]
+            labels = confident_labels(data, min_score, confident_score)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise RecordError(f"cannot index this graph ({type(exc).__name__}: {exc})",
+                              source=f"{path}:{lineno}") from None
+        if not isinstance(image_id, str):
+            raise RecordError("image_id must be a string", "image_id", f"{path}:{lineno}")
+        rows.append((image_id, number, offset, labels))
     return rows
 
 

@@ -1,6 +1,7 @@
 """Reading scene-graph shards the way every mmgen stage and tool does: one depth loader
-(:class:`DepthFiles`) and one record reader (:func:`graph_from_line`, :func:`graph_at`,
-:func:`read_graphs_tolerant`), used by generate, generate --multi, the store (viewer, stats, inspect).
+(:class:`DepthFiles`), one record reader (:func:`graph_from_line`, :func:`graph_at`,
+:func:`read_graphs_tolerant`) and one offset scan (:func:`scan_records`), used by generate,
+generate --multi and the store (viewer, stats, inspect).
 
 Unlike :func:`scene_graphs.io.read_graphs`, nothing here raises on a bad record in the middle of a
 shard: a record that cannot be used becomes a :class:`~scene_graphs.io.RecordError` naming the file,
@@ -92,6 +93,24 @@ def graph_from_line(line: bytes, shard: str | os.PathLike[str], source: str, dep
         return SceneGraph.from_dict(data, depth)
     except ValidationError as exc:
         raise RecordError(exc.message, exc.where, source) from None
+
+
+def scan_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """``(line number, byte offset, record)`` of every non-blank line of a JSONL shard (what an offset
+    index is built from); a :class:`RecordError` for a line that is not a JSON object."""
+    offset = 0
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, 1):
+            here, offset = offset, offset + len(line)
+            if not line.strip():
+                continue
+            try:
+                rec = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise RecordError(f"malformed JSON ({exc})", source=f"{path}:{lineno}") from None
+            if not isinstance(rec, dict):
+                raise RecordError(f"expected a JSON object, got {type(rec).__name__}", source=f"{path}:{lineno}")
+            yield lineno, here, rec
 
 
 def line_at(path: str | os.PathLike[str], offset: int) -> bytes:

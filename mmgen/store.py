@@ -49,7 +49,7 @@ import orjson
 from scene_graphs.io import SHARD_GLOB, RecordError, graph_files
 from scene_graphs.model import SceneGraph
 
-from .graphs import DepthFiles, graph_at, line_at
+from .graphs import DepthFiles, graph_at, line_at, scan_records
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -180,23 +180,6 @@ def _drop_reason(rec: dict[str, Any]) -> str:
     return "unspecified"
 
 
-def _scan(path: Path) -> Iterator[tuple[int, int, dict[str, Any]]]:
-    """``(line number, byte offset, record)`` of every non-blank line of a JSONL file."""
-    offset = 0
-    with path.open("rb") as f:
-        for lineno, line in enumerate(f, 1):
-            here, offset = offset, offset + len(line)
-            if not line.strip():
-                continue
-            try:
-                rec = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise RecordError(f"malformed JSON ({exc})", source=f"{path}:{lineno}") from None
-            if not isinstance(rec, dict):
-                raise RecordError(f"expected a JSON object, got {type(rec).__name__}", source=f"{path}:{lineno}")
-            yield lineno, here, rec
-
-
 class Output:
     """An output folder opened for reading (see the module docstring). Use :func:`open_output`."""
 
@@ -274,7 +257,7 @@ class Output:
         label_ends: list[int] = []
         self._labels = _Vocab()
         for s, path in enumerate(self.graph_shards):
-            for lineno, here, rec in _scan(path):
+            for lineno, here, rec in scan_records(path):
                 image_id = rec.get("image_id")
                 if not isinstance(image_id, str):
                     raise RecordError("image_id must be a string", "image_id", f"{path}:{lineno}")
@@ -311,13 +294,13 @@ class Output:
         out: dict[str, tuple[int, str, int, int]] = {}
         for d in self.curation_dirs:
             for shard in sorted(d.glob(SHARD_GLOB)):
-                for _, _, rec in _scan(shard):
+                for _, _, rec in scan_records(shard):
                     if isinstance(rec.get("id"), str):
                         out[rec["id"]] = (STATUSES.index("curated"), "", -1, -1)
             for path in sorted(d.glob("dropped*.jsonl")) + sorted((d / "dropped").glob("*.jsonl")):
                 file_no = len(self._drop_files)
                 self._drop_files.append(path)
-                for _, here, rec in _scan(path):
+                for _, here, rec in scan_records(path):
                     if isinstance(rec.get("id"), str):
                         out.setdefault(rec["id"], (STATUSES.index("dropped"), _drop_category(rec), file_no, here))
         return out
@@ -340,7 +323,7 @@ class Output:
             for path in source.shards:
                 shard_no = len(shard_paths)
                 shard_paths.append(path)
-                for lineno, here, rec in _scan(path):
+                for lineno, here, rec in scan_records(path):
                     images = rec.get("images")
                     if not isinstance(images, list) or not isinstance(rec.get("program"), str):
                         raise RecordError("a QA record needs 'program' and a list of 'images'",
@@ -412,7 +395,7 @@ class Output:
         """Every graph as its raw JSON record (not validated, depth not loaded), in shard order: cheap
         reading for counting."""
         for path in self.graph_shards:
-            for _, _, rec in _scan(path):
+            for _, _, rec in scan_records(path):
                 yield rec
 
     @property
