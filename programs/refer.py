@@ -2,9 +2,12 @@
 
 A question may name an object only through :func:`refer`, which returns ``None`` when it cannot make
 the reference unique. Uniqueness is judged against every object the programs can see, uncertain
-ones included (an uncertain second cup still makes "the cup" ambiguous). Strategies, in order:
+ones included (an uncertain second cup still makes "the cup" ambiguous), and against every object
+whose label may name the same thing (:func:`namesakes`: "the person" is refused beside a batter).
+No strategy but ``region`` is used for a label with faint unreported candidates
+(``SceneGraph.faint_count``: a stadium of low-score spectators). Strategies, in order:
 
-1. ``label``: the only object with this label -> "the cup".
+1. ``label``: the only object this label may name -> "the cup".
 2. ``attribute``: a confident attribute (score >= ``confident_score``) that no other object with the
    label has, at any score, under any spelling or near-synonym ("red" is refused when another cup is
    "maroon") -> "the red cup".
@@ -30,6 +33,7 @@ from scene_graphs.model import Object
 from .base import GraphView
 from .common import box_text, confident_attributes, near
 from .predicates import possibly_true, postmodifier, relation_index
+from .scenes import may_name_same
 
 POSITION_MARGIN = 0.10
 
@@ -65,10 +69,21 @@ def _by_position(view: GraphView, obj: Object, same: tuple[Object, ...]) -> str 
     return None
 
 
+def namesakes(view: GraphView, label: str) -> tuple[Object, ...]:
+    """Every visible object that ``label`` may name: its own objects and those whose label may name the
+    same thing (``scenes.may_name_same``: "the person" may be the batter, the player or the man)."""
+    def build() -> tuple[Object, ...]:
+        kin = [lbl for lbl in view.by_label if lbl == label or may_name_same(label, lbl)]
+        return tuple(o for lbl in kin for o in view.by_label[lbl])
+    return view.memo(("namesakes", label), build)
+
+
 def _refer(view: GraphView, obj: Object) -> Referent | None:
     """Strategies 1-4 (no region)."""
     label = obj.label
-    same = view.by_label.get(label, ())
+    if view.graph.faint_count(label):
+        return None  # unreported candidates of the label (a crowd): "the X" may be any of them
+    same = namesakes(view, label)
     if len(same) == 1:
         return Referent(f"the {label}", "label")
     others = [o for o in same if o.id != obj.id]
@@ -85,7 +100,8 @@ def _refer(view: GraphView, obj: Object) -> Referent | None:
     if obj.score >= c:
         for predicate, target_id in relation_index(view).by_subject.get(obj.id, ()):
             target = view.by_id[target_id]
-            if target.label == label or not view.is_unique_label(target.label) or target.score < c:
+            if (target.label == label or len(namesakes(view, target.label)) != 1 or target.score < c
+                    or view.graph.faint_count(target.label)):
                 continue
             if not any(possibly_true(view, o.id, predicate, target_id) for o in others):
                 return Referent(f"the {label} {postmodifier(predicate)} the {target.label}", "relation",

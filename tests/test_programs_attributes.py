@@ -93,7 +93,7 @@ def test_attribute_of_skips_uncertain_and_ambiguous_values():
         obj("a", "cup", (0, 0, 40, 40), attrs=(("red", "color", 0.9), ("blue", "color", 0.3))),   # uncertain blue
         obj("b", "plate", (50, 0, 90, 40), attrs=(("white", "color", 0.9), ("black", "color", 0.8))),  # two colours
         obj("c", "fork", (100, 0, 140, 40), attrs=(("silver", "color", 0.9),)),
-        obj("d", "knife", (150, 0, 190, 40), score=0.3, attrs=(("black", "color", 0.9),)),  # uncertain object
+        obj("d", "bowl", (150, 0, 190, 40), score=0.3, attrs=(("black", "color", 0.9),)),  # uncertain object
     ])
     view = GraphView(g, CONFIG)
     p = get_program("single.attribute_color")

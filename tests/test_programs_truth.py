@@ -161,3 +161,35 @@ def test_relation_answer_never_in_its_question(graphs):
 def test_leaks_catches_inflections(predicate):
     assert leaks(f"the man that {predicate} the horse", predicate)
     assert not leaks("the red car", predicate)
+
+
+# =========================================================================== referents that respect meaning
+@PROPERTY
+@given(sgst.scene_graphs(min_objects=1, evidence=None))
+def test_referents_are_unique_by_meaning_and_not_in_crowds(graph):
+    from programs.refer import refer
+    from programs.scenes import may_name_same
+
+    view = GraphView(graph, ProgramConfig())
+    for o in view.objects:
+        ref = refer(view, o, allow_region=False)
+        if ref is None:
+            continue
+        assert graph.faint_count(o.label) == 0, (ref.text, graph.evidence)
+        if ref.strategy == "label":
+            kin = [x for x in view.objects if x.id != o.id and (x.label == o.label or may_name_same(o.label, x.label))]
+            assert not kin, (ref.text, [x.label for x in kin])
+
+
+def test_the_human_is_not_said_beside_the_batter():
+    human = Object("h", "human", Box(10, 10, 50, 90), 0.9)
+    batter = Object("b", "batter", Box(60, 10, 90, 90), 0.9)
+    bat = Object("t", "bat", Box(85, 5, 99, 40), 0.9)
+    view = GraphView(SceneGraph("bb", 100, 100, objects=(human, batter, bat), fields=frozenset({"objects"})),
+                     ProgramConfig())
+    from programs.refer import refer
+
+    assert refer(view, human, allow_region=False) is None or "left-most" in refer(view, human, allow_region=False).text
+    assert refer(view, bat, allow_region=False).text == "the bat"
+    crowd = view.graph.replace(evidence=(Search("det", ("bat", "person"), 0.5, 0.05, {"bat": 0.2}, {"bat": 40}),))
+    assert refer(GraphView(crowd, ProgramConfig()), bat, allow_region=False) is None
