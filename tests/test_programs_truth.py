@@ -104,6 +104,19 @@ def test_absence_is_claimed_only_with_evidence(graph):
             assert graph.confirms_absent(label), (qa.program, qa.question, label, graph.evidence)
 
 
+def test_text_is_counted_only_when_the_reader_searched():
+    from scene_graphs.model import TextRegion
+
+    region = TextRegion("t0", "EXIT", Box(10, 10, 60, 30), 0.95)
+    g = SceneGraph("tx", 100, 100, text=(region,), fields=frozenset({"objects", "text"}))
+    count = SINGLE["single.count_text"]
+    assert count.solve(GraphView(g, ProgramConfig()), {"what": "text regions"}) is None  # unread text may remain
+    searched = g.replace(evidence=(Search("ocr", ("text",), 0.5, 0.05),))
+    assert count.solve(GraphView(searched, ProgramConfig()), {"what": "text regions"}) == 1
+    faint = g.replace(evidence=(Search("ocr", ("text",), 0.5, 0.05, {"text": 0.3}, {"text": 3}),))
+    assert count.solve(GraphView(faint, ProgramConfig()), {"what": "text regions"}) is None
+
+
 def test_missed_dog_is_not_denied_and_the_abstention_is_counted():
     """The issue's case: a dog the detector never reported (a painting) and a graph with no evidence."""
     person = Object("p", "person", Box(10, 10, 60, 90), 0.9)

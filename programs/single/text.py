@@ -330,15 +330,23 @@ class CountText(Program):
         if not all(readable(view, t) for t in view.text):
             view.abstain(self.id, "text region not read well enough to count as text")
             return []
-        if not view.text and not view.confirms_absent(TEXT_LABEL):
-            view.abstain(self.id, "no evidence of absence")
+        if not self._complete(view):
+            view.abstain(self.id, "no evidence that the reader saw all the text")
             return []
         return [{"what": "text regions"}]
+
+    @staticmethod
+    def _complete(view: GraphView) -> bool:
+        """Whether the text regions are all the text there is: a text reader's search is recorded and it saw
+        no faint unread candidate (a count of N also says "no more than N"); for 0, ``confirms_absent``."""
+        if not view.text:
+            return view.confirms_absent(TEXT_LABEL)
+        return view.graph.searched_for(TEXT_LABEL) and not view.graph.faint_count(TEXT_LABEL)
 
     def solve(self, view: GraphView, plan: Plan) -> Any:
         if not all(readable(view, t) for t in view.text):
             return None
-        if not view.text and not view.confirms_absent(TEXT_LABEL):
+        if not self._complete(view):
             return None
         return len(view.text)
 
