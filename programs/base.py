@@ -497,7 +497,10 @@ class Program:
             if side:
                 chosen.append(side.pop(draw(rng, len(side))))
         # the order of records must not tell the answer either
-        return [chosen[i] for i in rng.permutation(len(chosen))]
+        for i in range(len(chosen) - 1, 0, -1):
+            j = draw(rng, i + 1)
+            chosen[i], chosen[j] = chosen[j], chosen[i]
+        return chosen
 
     def subject(self, views: Sequence[GraphView]) -> Any:
         """What ``candidates``/``solve``/``realize`` receive: the one view, or the tuple of views of an
@@ -530,9 +533,11 @@ class Program:
                 # distractors drawn uniformly, then every option shuffled: neither the slot nor the order
                 # of the options (which distractor lists keep canonical) can point at the answer
                 opts = [r.answer] + [distractors[i] for i in sample_indices(rng, len(distractors), n - 1)]
-                order = rng.permutation(n)
-                options = tuple(opts[i] for i in order)
-                answer_index = int(np.flatnonzero(order == 0)[0])
+                for i in range(n - 1, 0, -1):  # Fisher-Yates
+                    j = draw(rng, i + 1)
+                    opts[i], opts[j] = opts[j], opts[i]
+                options = tuple(opts)
+                answer_index = opts.index(r.answer)
                 form = MULTIPLE_CHOICE
         image_ids = tuple([v.image_id for v in views])
         objects = self.referenced_objects(plan)

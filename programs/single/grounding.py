@@ -15,7 +15,7 @@ import numpy as np
 
 from scene_graphs.model import Object
 
-from ..base import GraphView, Plan, Program, Realized, Template, register, stable_int
+from ..base import GraphView, Plan, Program, Realized, Template, make_rng, register
 from ..common import box_text
 from ..grammar import capitalize, fmt_box, join
 from .objects import cached, hashed_order, is_confident, norm_box, referent
@@ -191,7 +191,7 @@ def regions_for(view: GraphView, o: Object) -> list[list[float]] | None:
     x1, y1, x2, y2 = nb
     own = _padded(x1, y1, x2, y2)
     w, h = x2 - x1, y2 - y1
-    rng = np.random.Generator(np.random.PCG64(stable_int(f"{view.image_id}|regions|{o.id}")))
+    rng = make_rng(0, (view.image_id,), f"regions|{o.id}")
     others: list[list[float]] = []
     for u, v in rng.random((REGION_TRIES, 2)).tolist():
         ax, ay = u * (1.0 - w), v * (1.0 - h)
