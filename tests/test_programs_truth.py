@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from programs.base import YES_NO, GraphView, ProgramConfig, load_all, run_single
 from programs.multi.common import multi_programs, run_multi
 from programs.single.scene_graph import leaks
-from scene_graphs.model import Box, Object, SceneGraph, Search
+from scene_graphs.model import Attribute, Box, Object, Relation, SceneGraph, Search
 from scene_graphs.synthetic import random_graph
 from tests import strategies as sgst
 from tests.strategies import with_evidence
@@ -206,3 +206,33 @@ def test_the_human_is_not_said_beside_the_batter():
     assert refer(view, bat, allow_region=False).text == "the bat"
     crowd = view.graph.replace(evidence=(Search("det", ("bat", "person"), 0.5, 0.05, {"bat": 0.2}, {"bat": 40}),))
     assert refer(GraphView(crowd, ProgramConfig()), bat, allow_region=False) is None
+
+
+# =========================================================================== distractors false for the eye
+def test_attribute_distractors_are_not_near_synonyms_of_the_objects_values(graphs):
+    from programs.common import near
+
+    config = ProgramConfig(seed=4, max_per_image=5, mc_ratio=1.0)
+    progs = [SINGLE["single.subgraph_attribute"]]
+    seen = 0
+    for g in graphs:
+        for qa in run_single(g, config, progs):
+            obj = next(o for o in g.objects if o.id == qa.plan["object_id"])
+            own = frozenset().union(*(near(a.name) for a in obj.attributes))
+            for i, option in enumerate(qa.options):
+                if i != qa.answer_index:
+                    seen += 1
+                    assert not near(option) & own, (qa.question, option, [a.name for a in obj.attributes])
+    assert seen > 50
+
+
+def test_round_saucer_is_not_offered_oval():
+    saucer = Object("s", "saucer", Box(10, 40, 90, 90), 0.9, attributes=(Attribute("round", "shape", 0.9),))
+    table = Object("t", "table", Box(0, 0, 100, 100), 0.9)
+    g = SceneGraph("sa", 100, 100, objects=(saucer, table), relations=(Relation("s", "on", "t", 0.9, "human"),),
+                   fields=frozenset({"objects", "attributes", "relations"}))
+    p = SINGLE["single.subgraph_attribute"]
+    view = GraphView(g, ProgramConfig())
+    plan = {"object_id": "s", "category": "shape"}
+    r = p.realize(view, plan, p.solve(view, plan), np.random.default_rng(0))
+    assert "oval" not in r.options and "circular" not in r.options and r.options

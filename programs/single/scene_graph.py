@@ -17,7 +17,7 @@ import numpy as np
 from scene_graphs.model import Object
 
 from ..base import GraphView, Plan, Program, Realized, Template, draw, register
-from ..common import hashed_order, usable_attribute
+from ..common import hashed_order, near, usable_attribute
 from ..grammar import capitalize, count_phrase, join, with_article
 from .relations import (
     cached,
@@ -372,12 +372,13 @@ class SubgraphAttribute(Program):
         own = {_canon_attribute(n) for n in obj.attribute_names()}
         own_words = {w for n in obj.attribute_names() for w in n.lower().split()}
         pool = sorted({a.name for o in view.objects for a in o.attributes if a.category == category})
+        own_near = frozenset().union(*(near(n) for n in obj.attribute_names()))
         distractors: list[str] = []
         taken = set(own)
         for name in [*pool, *VOCABULARY.get(category, ())]:
             canon = _canon_attribute(name)
-            if canon in taken or set(name.lower().split()) & own_words:
-                continue
+            if canon in taken or set(name.lower().split()) & own_words or near(name) & own_near:
+                continue  # the object's own value, or one that may describe the same look ("oval" for round)
             taken.add(canon)
             distractors.append(name)
         return Realized(t.id, question, value, rationale, distractors, objects=list(expr.mentions))
