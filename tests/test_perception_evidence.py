@@ -165,3 +165,20 @@ def test_masks_from_the_mirrored_view_land_on_their_objects(photos) -> None:
     assert len(people) >= 3
     for o in people:   # a mask mirrored the wrong way would mostly fall outside the box and be cut off
         assert o.mask is not None and o.mask.area >= 0.25 * o.box.area  # 0.31..0.63 here
+
+
+@pytest.mark.parametrize("fmt", ["vg", "gqa", "coco", "provision"])
+def test_imported_graphs_carry_no_evidence(fmt: str, tmp_path: Path) -> None:
+    """Other formats cannot say what was searched for: imports have unknown evidence (empty), so no
+    absence is ever confirmed from them."""
+    from scene_graphs.formats import get_format
+    from scene_graphs.formats._common import ImportReport
+    from scene_graphs.ids import image_id
+
+    search = search_record("detect", ["dog", "cat"], 0.25, [], [])
+    g = SceneGraph(image_id("a/7.jpg"), 20, 10, "a/7.jpg", objects=(Object("0", "dog", Box(1, 2, 5, 6)),),
+                   fields={"objects"}, evidence=(search,), meta={"source_id": 7 if fmt in ("vg", "coco") else "7"})
+    assert g.confirms_absent("cat")
+    get_format(fmt).write([g], tmp_path / "ann")
+    (back,) = list(get_format(fmt).read(tmp_path / "ann", report=ImportReport(source=str(tmp_path))))
+    assert back.evidence == () and not back.confirms_absent("cat") and not back.searched_for("dog")
