@@ -326,3 +326,25 @@ def false_predicates(view: GraphView, subject: str, obj: str, exclude: str) -> l
     s, o = view.by_id[subject], view.by_id[obj]
     return [p for p, g in _offered_predicates(view)
             if g != excluded and g not in implied and geometry_denies(view, s, p, o)]
+
+
+ENTANGLING = CONTACT | {"part of", "has", "have", "with", "attached to"}
+"""Groups of relations that tie two objects together (holder and held, wearer and worn, container and
+contained, part and whole): comparing such a pair by distance, size or side says nothing useful."""
+NESTED_COVER = 0.8
+"""A box with at least this share inside another is nested in it (the coffee in the cup)."""
+
+
+def entangled(view: GraphView, a: str, b: str) -> bool:
+    """Whether objects ``a`` and ``b`` are one thing and its part, holder, wearer or container: a relation
+    of :data:`ENTANGLING` between them (either way, at any score) or one box nested in the other."""
+    if a == b:
+        return True
+    idx = relation_index(view)
+    for p in (*idx.pair_predicates.get((a, b), ()), *idx.pair_predicates.get((b, a), ())):
+        if group(p) in ENTANGLING or p in ENTANGLING:
+            return True
+    ba, bb = view.by_id[a].box, view.by_id[b].box
+    inter = ba.intersection(bb)
+    smaller = min(ba.area, bb.area)
+    return smaller > 0 and inter / smaller >= NESTED_COVER

@@ -58,7 +58,7 @@ def test_points(pid):
         f = template_fields(pid, r)
         assert {f["a"], f["b"]} == {fmt(p) for p in plan["points"]}
         n += 1
-    assert n > 200
+    assert n > 50  # each point pair is one question: one order, nearer or farther
 
 
 @pytest.mark.parametrize("pid", OBJECT_PROGRAMS)

@@ -236,3 +236,53 @@ def test_round_saucer_is_not_offered_oval():
     plan = {"object_id": "s", "category": "shape"}
     r = p.realize(view, plan, p.solve(view, plan), np.random.default_rng(0))
     assert "oval" not in r.options and "circular" not in r.options and r.options
+
+
+# =========================================================================== one question per fact, no entangled pairs
+def test_each_depth_pair_is_one_question():
+    rng = np.random.default_rng(8)
+    progs = [SINGLE[p] for p in ("single.nearer_point", "single.farther_point", "single.nearer_object",
+                                  "single.farther_object")]
+    seen = 0
+    for i in range(150):
+        view = GraphView(random_graph(rng, image_id=f"d{i}"), ProgramConfig())
+        facts: Counter = Counter()
+        for p in progs:
+            for plan, _ in p.plans(view):
+                pair = plan.get("points") or plan.get("ids")
+                facts[frozenset(map(str, pair))] += 1
+        seen += len(facts)
+        assert all(n == 1 for n in facts.values()), [k for k, n in facts.items() if n > 1][:3]
+    assert seen > 100
+
+
+def test_entangled_pairs_are_not_compared():
+    from programs.predicates import entangled
+
+    rng = np.random.default_rng(12)
+    progs = [SINGLE[p] for p in ("single.relative_position", "single.relative_size", "single.closer_to",
+                                  "single.nearer_object", "single.farther_object")]
+    seen = 0
+    for i in range(200):
+        view = GraphView(random_graph(rng, image_id=f"e{i}"), ProgramConfig())
+        for p in progs:
+            for plan, _ in p.plans(view):
+                ids = plan.get("ids") or plan.get("object_ids") or [plan["subject_id"], plan["object_id"]]
+                seen += 1
+                assert not any(entangled(view, a, b) for a in ids for b in ids if a != b), (p.id, plan)
+    assert seen > 100
+
+
+def test_coffee_in_cup_is_not_compared_by_distance():
+    cup = Object("cup", "cup", Box(30, 10, 70, 80), 0.9)
+    coffee = Object("coffee", "coffee", Box(35, 25, 65, 50), 0.9)
+    spoon = Object("spoon", "spoon", Box(75, 20, 90, 80), 0.9)
+    g = SceneGraph("c", 100, 100, objects=(cup, coffee, spoon), relations=(Relation("coffee", "in", "cup", 0.9, "human"),),
+                   fields=frozenset({"objects", "relations"}))
+    from programs.predicates import entangled
+
+    view = GraphView(g, ProgramConfig())
+    assert entangled(view, "coffee", "cup") and entangled(view, "cup", "coffee")
+    assert not entangled(view, "spoon", "cup")
+    loose = GraphView(g.replace(relations=()), ProgramConfig())
+    assert entangled(loose, "coffee", "cup")  # nested boxes, even without the relation

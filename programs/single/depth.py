@@ -18,8 +18,9 @@ import numpy as np
 
 from scene_graphs.model import Object
 
-from ..base import GraphView, Plan, Program, Realized, Template, draw, make_rng, register, sample_indices
+from ..base import GraphView, Plan, Program, Realized, Template, draw, make_rng, register, sample_indices, stable_int
 from ..common import located
+from ..predicates import entangled
 from ..grammar import capitalize, join
 from .relations import cached, is_confident, norm_box, referent
 
@@ -150,11 +151,15 @@ class _PointDepth(Program):
             if abs(n - m) < info.gap or np.hypot(p[0] - q[0], p[1] - q[1]) < MIN_POINT_DISTANCE:
                 continue
             pairs += 1
-            plans.append({"points": [list(p), list(q)]})  # fresh lists: plans never share the cache's
-            plans.append({"points": [list(q), list(p)]})
+            first, second = (p, q) if _fact_order(view, fmt_point(p), fmt_point(q)) else (q, p)
+            if _fact_owner(view, fmt_point(first), fmt_point(second)) == self.nearer:
+                plans.append({"points": [list(first), list(second)]})  # fresh lists: never the cache's
         return plans
 
     def solve(self, view: GraphView, plan: Plan) -> Any:
+        a, b = (fmt_point(x) for x in plan["points"])
+        if not _fact_order(view, a, b) or _fact_owner(view, a, b) != self.nearer:
+            return None  # the pair is asked once: in the other order, or by the other program
         near = [point_nearness(view, x, y) for x, y in plan["points"]]
         if any(n is None for n in near) or abs(near[0] - near[1]) < depth_info(view).gap:  # type: ignore[operator]
             return None
@@ -170,6 +175,19 @@ class _PointDepth(Program):
         rationale = (f"{_points_rationale(view, points, near)} Hence {answer} is {word} the camera. "  # type: ignore[arg-type]
                      f"So the answer is: {answer}.")
         return Realized(t.id, t.text.format(a=a, b=b), answer, rationale, [fmt_point(points[1 - value])])
+
+
+def _fact_order(view: GraphView, a: str, b: str) -> bool:
+    """Whether a depth pair is asked as (a, b) rather than (b, a): one order per pair, from a hash of the
+    image and the unordered pair, so each fact is one question and the answer's slot is a coin toss."""
+    lo, hi = sorted((a, b))
+    return (stable_int(f"{view.image_id}|depth order|{lo}|{hi}") & 1) == (a == lo)
+
+
+def _fact_owner(view: GraphView, a: str, b: str) -> bool:
+    """Whether the "nearer" program (True) or the "farther" one (False) asks about this pair."""
+    lo, hi = sorted((a, b))
+    return bool(stable_int(f"{view.image_id}|depth owner|{lo}|{hi}") & 1)
 
 
 @register
@@ -235,16 +253,22 @@ class _ObjectDepth(Program):
         for (a, n, ra), (b, m, rb) in combinations(objs, 2):
             if pairs >= self.max_pairs:
                 break
-            if a.label == b.label or abs(n - m) < info.gap or (a.id, b.id) in _entangled(view):
+            if (a.label == b.label or abs(n - m) < info.gap or (a.id, b.id) in _entangled(view)
+                    or entangled(view, a.id, b.id)):
                 continue
             pairs += 1
-            plans.append({"ids": [a.id, b.id]})
-            plans.append({"ids": [b.id, a.id]})
+            first, second = (a.id, b.id) if _fact_order(view, a.id, b.id) else (b.id, a.id)
+            if _fact_owner(view, first, second) == self.nearer:
+                plans.append({"ids": [first, second]})
         return plans
 
     def solve(self, view: GraphView, plan: Plan) -> Any:
         objs = [view.by_id.get(i) for i in plan["ids"]]
-        if any(o is None for o in objs):
+        if any(o is None for o in objs) or len(plan["ids"]) != 2:
+            return None
+        if not _fact_order(view, *plan["ids"]) or _fact_owner(view, *plan["ids"]) != self.nearer:
+            return None  # the pair is asked once: in the other order, or by the other program
+        if entangled(view, *plan["ids"]):
             return None
         near = [object_nearness(view, o) for o in objs]  # type: ignore[arg-type]
         if any(n is None for n in near) or abs(near[0] - near[1]) < depth_info(view).gap:  # type: ignore[operator]

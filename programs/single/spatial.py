@@ -22,6 +22,7 @@ from ..base import GraphView, Plan, Program, Realized, Template, register
 from ..common import centers, unit_boxes
 from ..grammar import capitalize, join
 from ..refer import Referent
+from ..predicates import entangled
 from .objects import (  # noqa: F401  (cached, facts, memo_solve, tried_groups: names this module offered before)
     MAX_PLANS,
     MAX_TRIES,
@@ -130,7 +131,7 @@ def _pairs(view: GraphView, salt: str) -> list[tuple[tuple[Object, Referent], tu
         pool = spatial_pool(view)
         out = []
         for (a, ra), (b, rb) in itertools.permutations(pool, 2):
-            if labels_compatible((a.label, b.label)):
+            if labels_compatible((a.label, b.label)) and not entangled(view, a.id, b.id):
                 out.append(((a, ra), (b, rb)))
         return out
     pairs = view.memo("spatial_pairs", make)
@@ -143,7 +144,7 @@ def _pair(view: GraphView, plan: Plan) -> tuple[tuple[Object, Referent], tuple[O
     if a == b or a not in pool or b not in pool:
         return None
     (oa, _), (ob, _) = pool[a], pool[b]
-    if not labels_compatible((oa.label, ob.label)):
+    if not labels_compatible((oa.label, ob.label)) or entangled(view, a, b):
         return None
     return pool[a], pool[b]
 
@@ -287,6 +288,8 @@ class CloserTo(Program):
         if len(ids) != 3 or len(set(ids)) != 3 or any(i not in pool for i in ids):
             return None
         group = [pool[i] for i in ids]
+        if any(entangled(view, x, y) for x, y in itertools.combinations(ids, 2)):
+            return None  # "is the spoon or the coffee nearer to the cup?": the coffee is in it
         return group if labels_compatible([o.label for o, _ in group]) else None
 
     def solved_candidates(self, view: GraphView) -> list[tuple[Plan, Any]]:
@@ -339,6 +342,8 @@ class DistanceOrder(Program):
         if len(ids) != 4 or len(set(ids)) != 4 or any(i not in pool for i in ids):
             return None
         group = [pool[i] for i in ids]
+        if any(entangled(view, x, y) for x, y in itertools.combinations(ids, 2)):
+            return None  # "is the spoon or the coffee nearer to the cup?": the coffee is in it
         return group if labels_compatible([o.label for o, _ in group]) else None
 
     def solved_candidates(self, view: GraphView) -> list[tuple[Plan, Any]]:
