@@ -166,3 +166,17 @@ def test_recognition_sees_only_accepted_boxes(reader: TextReader) -> None:
     item = load_image(ASSETS / "people_grace_hopper.jpg", ASSETS)
     boxes = reader.text_boxes(item)
     assert boxes and all(np.ptp(b[:, 0]) >= 1.4 * np.ptp(b[:, 1]) >= 1.4 * 8 for b in boxes)
+
+
+@pytest.mark.slow
+def test_reader_records_its_search_for_text(reader: TextReader) -> None:
+    """Unread or illegible text boxes are faint candidates of "text"; a photo without any text box
+    confirms that there is no text."""
+    bus = load_image(ASSETS / "street_bus.jpg", ASSETS)
+    cat = load_image(ASSETS / "more" / "animal_cat_chelsea.jpg", ASSETS)
+    g_bus, g_cat = reader([bus, cat], [_graph(bus), _graph(cat)])
+    (s,) = g_bus.evidence
+    assert s.annotator == "ocr" and s.vocabulary == ("text",) and s.threshold == 0.8
+    assert g_bus.faint_count("text") >= 1 and 0.05 <= s.best_below["text"] < 0.8   # e.g. "eléctricamEMTe"
+    assert not g_bus.confirms_absent("text")
+    assert not g_cat.text and g_cat.confirms_absent("text")

@@ -23,6 +23,12 @@ plausible token, and plausible tokens must make up at least ``plausible_share`` 
 characters. So "cero emisiones", "MADRID" and a printed sentence pass; "C000", "X1", "***", a lone
 "O" and "the o sr e t te re s the" do not.
 
+**Evidence**: the stage records a :class:`~scene_graphs.model.Search` named ``ocr`` for the label
+``text`` (threshold ``min_score``): every detected text box it did not keep (dropped by the box gate,
+read below ``min_score`` or illegible) is a faint candidate, scored by its recognition score (its
+detection score when it was never read), kept below the threshold. So "no text" has evidence only when
+the detector found no text box at all.
+
 Each kept line becomes a :class:`~scene_graphs.model.TextRegion` with the axis-aligned box around the
 detected polygon (clipped to the image), its text (whitespace collapsed) and recognition score. ``TextRegion.object`` is the id of the *smallest* object whose box
 contains at least ``contain`` of the text box's area (none when no object does). Region ids are
@@ -40,6 +46,7 @@ import numpy as np
 
 from ..model import Box, Object, SceneGraph, TextRegion
 from .base import Annotator, AnnotatorError, MissingDependencyError, require
+from .evidence import FLOOR, search_record
 from .images import ImageItem
 
 log = logging.getLogger("scene_graphs.perception.ocr")
@@ -182,7 +189,9 @@ class TextReader(Annotator):
         return self.read_batch([item])[0]
 
     def text_boxes(self, item: ImageItem) -> list[np.ndarray]:
-        """Polygons (4 x 2, original frame) of the text the detector finds and the box gate accepts."""
+        """Polygons (4 x 2, original frame) of the text the detector finds and the box gate accepts
+        (the rejected ones, with their detection scores, go to :attr:`rejected`)."""
+        self.rejected: list[tuple[np.ndarray, float]] = []
         d = self.engine(item.bgr, use_det=True, use_cls=False, use_rec=False)
         if getattr(d, "boxes", None) is None or d.scores is None:
             return []
@@ -190,9 +199,9 @@ class TextReader(Annotator):
         for poly, score in zip(d.boxes, d.scores):
             poly = np.asarray(poly, dtype=np.float32).reshape(-1, 2)
             height, width = float(np.ptp(poly[:, 1])), float(np.ptp(poly[:, 0]))
-            if float(score) < self.options["det_score"] or height < self.options["min_height"]:
-                continue
-            if width < self.options["min_aspect"] * height:
+            if (float(score) < self.options["det_score"] or height < self.options["min_height"]
+                    or width < self.options["min_aspect"] * height):
+                self.rejected.append((poly, float(score)))
                 continue
             kept.append(poly)
         return kept
@@ -205,8 +214,11 @@ class TextReader(Annotator):
         from rapidocr.utils.process_img import get_rotate_crop_image
 
         crops, owners = [], []
+        self.unread: list[list[tuple[np.ndarray, float]]] = []
         for i, item in enumerate(batch):
-            for poly in self.text_boxes(item):
+            boxes = self.text_boxes(item)
+            self.unread.append(list(self.rejected))
+            for poly in boxes:
                 crop = get_rotate_crop_image(item.bgr, poly.copy())
                 if crop.size and min(crop.shape[:2]) >= 2:
                     crops.append(crop)
@@ -227,9 +239,22 @@ class TextReader(Annotator):
 
     def process(self, batch: Sequence[ImageItem], graphs: Sequence[SceneGraph]) -> list[SceneGraph]:
         out = []
-        for item, graph, lines in zip(batch, graphs, self.read_batch(batch)):
+        read = self.read_batch(batch)
+        unread = getattr(self, "unread", None) if self.backend == "rapidocr" else None
+        for i, (item, graph, lines) in enumerate(zip(batch, graphs, read)):
             regions = regions_from_lines(lines, item.width, item.height, graph.objects,
                                          self.options["min_score"], self.options["contain"], self.legible)
+            if unread is not None:
+                kept = {t.text for t in regions}
+                faint = [s for _, s in unread[i]]
+                faint += [s for _, t, s in lines if " ".join(str(t).split()) not in kept]
+                threshold = self.options["min_score"]
+                search = search_record(self.name, ["text"], threshold,
+                                       [("text", Box(0, 0, 0, 0), min(s, threshold - 1e-4)) for s in faint], [],
+                                       min(FLOOR, threshold))
+                evidence = tuple(e for e in graph.evidence if e.annotator != self.name) + (search,)
+                out.append(self.stamp(graph, text=tuple(regions), evidence=evidence))
+                continue
             out.append(self.stamp(graph, text=tuple(regions)))
         return out
 
