@@ -34,7 +34,10 @@ def test_import_generate_verify(fmt, masks, tmp_path):
     families = {p.split(".")[1] for p in summary["per_program"]}
     assert summary["records"] > 100
     assert len(summary["per_program"]) >= 15, summary["per_program"]
-    assert {"count_objects", "exists", "relative_position"} <= families
+    assert {"count_objects", "relative_position"} <= families
+    # an import says nothing about what its annotator searched for, so no yes/no "Is there …?" (whose "no"
+    # needs evidence of absence, and whose "yes" is balanced against it)
+    assert "exists" not in families
     if fmt != "coco":
         assert {"relation_between", "verify_relation"} & families  # relations survive VG/GQA import
     else:
