@@ -27,7 +27,7 @@ from scene_graphs.io import RecordError, atomic_write, depth_path, dumps, graph_
 
 from .engine import EngineOptions, Plan, RunSummary, ShardFiles, ShardOutcome, ShardSpec, ShardWorker, Stage, run_stage
 from .engine.core import MANIFEST, SUMMARY, shard_name, warn_skipped
-from .graphs import read_graphs_tolerant
+from .store.graphs import read_graphs_tolerant
 
 log = logging.getLogger("mmgen.generate")
 

@@ -31,17 +31,16 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import orjson
 
 from scene_graphs.io import RecordError, atomic_write, dumps, graph_files
-from scene_graphs.model import SceneGraph
 
 from .engine import EngineOptions, Plan, RunSummary, ShardFiles, ShardOutcome, ShardSpec, ShardWorker, Stage, run_stage
 from .engine.core import process_pool, shard_name
 from .generate import file_key
-from .graphs import DepthFiles, graph_at, scan_records
+from .store.graphs import GraphStore, scan_records
 from .groups import GroupOptions, ImageIndex, make_sets
 
 log = logging.getLogger("mmgen.generate")
@@ -98,43 +97,6 @@ def build_index(inputs: Sequence[Path], min_score: float = 0.2, confident_score:
         return ImageIndex.build(row for part in parts for row in part)
     except ValueError as exc:
         raise ValueError(f"{exc} (shards: {', '.join(str(p) for p in inputs)})") from None
-
-
-# --------------------------------------------------------------------------------------- loading
-class GraphStore:
-    """Loads graphs by image id from ``{id: (shard path, byte offset)}``, keeping the last
-    ``capacity`` of them (least recently used first out)."""
-
-    def __init__(self, locations: dict[str, tuple[str, int]], capacity: int = GRAPH_CACHE) -> None:
-        self.locations = locations
-        self.capacity = capacity
-        self._graphs: OrderedDict[str, SceneGraph] = OrderedDict()
-        self._depths = DepthFiles()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._depths.close()
-
-    def get(self, image_id: str) -> SceneGraph:
-        graph = self._graphs.get(image_id)
-        if graph is not None:
-            self._graphs.move_to_end(image_id)
-            return graph
-        if image_id not in self.locations:
-            raise KeyError(f"no scene graph with image id {image_id!r}")
-        graph = self._load(image_id, *self.locations[image_id])
-        self._graphs[image_id] = graph
-        if len(self._graphs) > self.capacity:
-            self._graphs.popitem(last=False)
-        return graph
-
-    def _load(self, image_id: str, shard: str, offset: int) -> SceneGraph:
-        return graph_at(shard, offset, image_id, self._depths)
 
 
 # --------------------------------------------------------------------------------------- stage

@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scene_graphs.io import graph_files, read_graphs, read_jsonl
+from scene_graphs.io import read_graphs, read_jsonl
+
+from .store import GraphStore, StageFolder, qa_shards
 
 
 @dataclass
@@ -41,26 +43,20 @@ class VerifyReport:
         return not self.problems
 
 
-def _qa_files(qa_dir: Path) -> list[Path]:
-    if qa_dir.is_file():
-        return [qa_dir]
-    return sorted(p for p in qa_dir.glob("part-*.jsonl"))
-
-
 def _pairs(qa_dir: Path, sg_src: Path) -> Iterator[tuple[list[Path], list[Path]]]:
     """(graph shards, QA shards) groups that can be checked together in bounded memory."""
-    manifest = qa_dir / "manifest.json" if qa_dir.is_dir() else None
-    if manifest is not None and manifest.exists():
-        m = json.loads(manifest.read_text())
-        by_name = {p.resolve(): p for p in graph_files(sg_src)}
+    m = StageFolder(qa_dir).manifest if qa_dir.is_dir() else {}
+    graph_shards = StageFolder(sg_src).graph_shards()
+    if m:
+        by_name = {p.resolve(): p for p in graph_shards}
         for inp, outp in zip(m["inputs"], m["outputs"]):
             g = by_name.get(Path(inp).resolve())
             if g is None:  # the graphs moved: fall back to matching by position
-                g = graph_files(sg_src)[m["inputs"].index(inp)]
+                g = graph_shards[m["inputs"].index(inp)]
             if (qa_dir / outp).exists():
                 yield [g], [qa_dir / outp]
     else:
-        yield graph_files(sg_src), _qa_files(qa_dir)
+        yield graph_shards, qa_shards(qa_dir, required=False)
 
 
 def verify(qa_dir: str | Path, sg_src: str | Path, max_problems: int = 1000) -> VerifyReport:
@@ -69,9 +65,8 @@ def verify(qa_dir: str | Path, sg_src: str | Path, max_problems: int = 1000) -> 
     qa_dir, sg_src = Path(qa_dir), Path(sg_src)
     registry = load_all()
     report = VerifyReport()
-    manifest_path = qa_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    config_dict = manifest["config"] if manifest_path.exists() else None
+    manifest = StageFolder(qa_dir).manifest if qa_dir.is_dir() else {}
+    config_dict = manifest["config"] if manifest else None
     subset_ok = manifest.get("stage") in ("curate", "evolve")
     if (manifest.get("source_stage") or manifest.get("stage")) == "generate-multi":
         return _verify_multi_run(qa_dir, sg_src, registry, config_dict, report, max_problems, subset_ok)
@@ -212,9 +207,9 @@ def _verify_multi_run(qa_dir: Path, sg_src: Path, registry: dict[str, Any], conf
     """A ``generate --multi`` output, shard by shard, loading only the graphs each shard needs."""
     import bisect
 
-    from .generate_multi import GraphStore, build_index
+    from .generate_multi import build_index
 
-    inputs = graph_files(sg_src)
+    inputs = StageFolder(sg_src).graph_shards()
     index = build_index(inputs)
     paths = [str(p) for p in inputs]
 
@@ -224,7 +219,7 @@ def _verify_multi_run(qa_dir: Path, sg_src: Path, registry: dict[str, Any], conf
             return None
         return paths[int(index.shard[i])], int(index.offset[i])
 
-    for qa_path in _qa_files(qa_dir):
+    for qa_path in qa_shards(qa_dir, required=False):
         needed = {i for rec in read_jsonl(qa_path) for i in rec["images"]}
         locations = {i: loc for i in sorted(needed) if (loc := locate(i)) is not None}
         with GraphStore(locations) as store:

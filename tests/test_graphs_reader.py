@@ -1,4 +1,4 @@
-"""mmgen.graphs: the one tolerant graph-shard reader and depth loader behind generate, generate --multi
+"""mmgen.store.graphs: the one tolerant graph-shard reader and depth loader behind generate, generate --multi
 and the store."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmgen.graphs import DepthFiles, graph_at, read_graphs_tolerant
+from mmgen.store.graphs import DepthFiles, graph_at, read_graphs_tolerant
 from scene_graphs.io import RecordError, depth_path, read_graphs, write_graphs
 from scene_graphs.synthetic import random_graph
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import mmgen
-from mmgen import store
 from mmgen.store import StringColumn, open_output
+from mmgen.store import output as store_output
 from scene_graphs.io import RecordError, iter_graphs, read_jsonl, write_graphs
 from tests.test_inspect import ASSETS, DROP_REASONS, build_output
 
@@ -122,6 +122,7 @@ def test_drop_entries_in_other_shapes(tmp_path: Path, entry: dict, category: str
     out = build_output(tmp_path)
     record = all_records(out)[0]
     (out / "curate").mkdir()
+    (out / "curate" / "manifest.json").write_text(json.dumps({"stage": "curate"}))
     (out / "curate" / "dropped.jsonl").write_text(json.dumps({"id": record["id"], **entry}) + "\n")
     output = open_output(out)
     assert output.drop_reasons == {category: 1}
@@ -168,7 +169,7 @@ def test_resolve_image_id_takes_an_id_or_a_path(out_dir: Path) -> None:
 
 
 def test_graph_cache_is_bounded(out_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store, "GRAPH_CACHE", 2)
+    monkeypatch.setattr(store_output, "GRAPH_CACHE", 2)
     output = open_output(out_dir)
     for image_id in output.image_ids:
         output.graph(image_id)

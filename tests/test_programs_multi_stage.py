@@ -16,8 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from mmgen.cli import main
-from mmgen.generate_multi import GraphStore, build_index
+from mmgen.generate_multi import build_index
 from mmgen.log import LOGGER_NAMES
+from mmgen.store import GraphStore
 from mmgen.verify import verify
 from scene_graphs.io import RecordError, write_graphs
 from scene_graphs.synthetic import random_graph

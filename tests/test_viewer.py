@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from mmgen.store import open_output
-from mmgen.viewer.paths import safe_join
+from mmgen.store import safe_join
 from mmgen.viewer.server import make_server
 from tests.test_inspect import ASSETS, build_output
 

@@ -33,9 +33,9 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from scene_graphs.io import atomic_write, dumps, read_jsonl
 
-from ..engine.core import write_json
 from ..llm.prompts import GraphLimits
-from ..llm.stage import DROPPED, SUMMARY, drop_entry, prepare_output, qa_shards, stage_manifest
+from ..llm.stage import drop_entry, prepare_output, stage_manifest
+from ..store import DROPPED, SUMMARY, qa_shards, write_json
 from .balance import cap_for
 from .dedup import Item, find_duplicates
 from .quality import quality_score

@@ -10,7 +10,6 @@ from .core import (
     DUPLICATE,
     ERRORS,
     MANIFEST,
-    MARKER_SUFFIX,
     SUMMARY,
     EngineError,
     EngineOptions,
@@ -30,6 +29,7 @@ from .core import (
     run_stage,
     shard_name,
 )
+from ..store.folder import MARKER_SUFFIX
 
 from . import ray_data  # noqa: E402,F401 - registers the ray engine (Ray itself is imported only when used)
 

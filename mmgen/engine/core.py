@@ -76,13 +76,11 @@ from typing import Any, ClassVar
 
 from scene_graphs.io import atomic_write, dumps
 
+from ..store.folder import (ERRORS, MANIFEST, SUMMARY, StageFolder, marker_path, read_json, shard_name,
+                            write_json)
+
 log = logging.getLogger("mmgen.engine")
 
-MANIFEST = "manifest.json"
-SUMMARY = "summary.json"
-ERRORS = "errors.jsonl"
-SHARD_PREFIX = "part-"
-MARKER_SUFFIX = ".done.json"
 REUSE_DIR = ".reuse"
 CHECKPOINT_INFIX = ".c"
 """Checkpoints of an unfinished shard: ``OUT/.reuse/KEY.cNNNNN.jsonl`` (see :class:`ShardFiles`)."""
@@ -99,25 +97,9 @@ class EngineError(ValueError):
     """A run cannot start or was stopped (config clash, a fatal worker error); one line, names the folder."""
 
 
-def shard_name(index: int) -> str:
-    return f"{SHARD_PREFIX}{index:05d}"
-
-
 def fingerprint(data: Any) -> str:
     """Short stable digest of JSON-able settings."""
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def write_json(path: Path, data: Any) -> None:
-    with atomic_write(path) as f:
-        f.write((json.dumps(data, indent=2) + "\n").encode())
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def check_output_apart(out: Path, inputs: Iterable[Path], *, may_nest: Iterable[Path] = ()) -> None:
@@ -346,10 +328,6 @@ class ShardJob:
     payload: Any
 
 
-def marker_path(out: Path, index: int) -> Path:
-    return out / (shard_name(index) + MARKER_SUFFIX)
-
-
 def execute_shard(worker: ShardWorker, job: ShardJob, progress: Callable[[int], None] | None = None
                   ) -> dict[str, Any]:
     """Run one shard, then write its marker (after its files) and drop its checkpoints; returns the marker."""
@@ -564,7 +542,7 @@ def _check_manifest(out: Path, stage: Stage, config_id: str, overwrite: bool) ->
     if old is None:
         if (out / MANIFEST).exists() and not overwrite:
             raise EngineError(f"{out / MANIFEST} is unreadable; use --overwrite to replace the run in {out}")
-        if any(out.glob(f"{SHARD_PREFIX}*.jsonl")) and not overwrite:
+        if StageFolder(out).shards() and not overwrite:
             raise EngineError(f"{out} holds shards (part-*.jsonl) but no manifest.json; use --overwrite to replace "
                               "them (or choose another output folder)")
         return

@@ -49,12 +49,12 @@ import numpy as np
 from scene_graphs.io import atomic_write, dumps, read_jsonl
 from scene_graphs.model import SceneGraph
 
-from ..engine.core import write_json
+from ..store import DROPPED, SUMMARY, qa_shards, write_json
 from .client import LLMClient, LLMSettings
 from .guard import GraphFacts, Vocabulary, check_rewrite
 from .prompts import (DIRECTIONS, ELIMINATE_SCHEMA, ELIMINATE_VERSION, EVOLVE_SCHEMA, EVOLVE_VERSION,
                       INTERACTION_FORMATS, REASONING_SCHEMA, GraphLimits, eliminate_messages, evolve_messages)
-from .stage import DROPPED, SUMMARY, GraphLookup, add_nested, drop_entry, prepare_output, qa_shards, stage_manifest
+from .stage import GraphLookup, add_nested, drop_entry, prepare_output, stage_manifest
 
 log = logging.getLogger("mmgen.evolve")
 

@@ -1,4 +1,4 @@
-"""What the LLM stages share: finding QA shards and graphs, manifests, drop records, summing usage."""
+"""What the LLM stages share: graphs by image id, manifests, drop records, summing usage (QA shards are\nlisted by :func:`mmgen.store.qa_shards`)."""
 
 from __future__ import annotations
 
@@ -10,26 +10,7 @@ from typing import Any, Mapping, Sequence
 from scene_graphs.io import graph_files
 from scene_graphs.model import SceneGraph
 
-from ..engine.core import write_json
-
-MANIFEST = "manifest.json"
-SUMMARY = "summary.json"
-DROPPED = "dropped.jsonl"
-"""Every record a stage left out, one JSON object a line: ``id``, ``stage``, ``filter``, ``reason``,
-``shard`` and the ``record`` itself (never named ``part-*``, so no later stage reads it as data)."""
-
-
-def qa_shards(src: str | Path) -> list[Path]:
-    """The QA shards at ``src``: the file itself, or the folder's ``part-*.jsonl``, sorted."""
-    src = Path(src)
-    if src.is_file():
-        return [src]
-    if not src.is_dir():
-        raise FileNotFoundError(f"no QA file or folder at {src}")
-    files = sorted(src.glob("part-*.jsonl"))
-    if not files:
-        raise FileNotFoundError(f"no QA shards (part-*.jsonl) in {src}")
-    return files
+from ..store import MANIFEST, GraphStore, StageFolder, write_json
 
 
 def upstream_manifest(src: str | Path) -> dict[str, Any]:
@@ -83,7 +64,7 @@ def prepare_output(out: Path, manifest: dict[str, Any], keys: Sequence[str], ove
             shutil.rmtree(out)
         else:
             resume = True
-    elif out.exists() and any(out.glob("part-*.jsonl")):
+    elif StageFolder(out).shards():
         if not overwrite:
             raise ValueError(f"{out} holds QA shards without a manifest; use --overwrite or another output folder")
         shutil.rmtree(out)
@@ -117,7 +98,7 @@ class GraphLookup:
     an index of byte offsets, then a least-recently-used cache)."""
 
     def __init__(self, src: str | Path) -> None:
-        from ..generate_multi import GraphStore, build_index
+        from ..generate_multi import build_index
 
         inputs = graph_files(src)
         if not inputs:

@@ -15,7 +15,7 @@ Routes (all GET/HEAD; anything else is refused):
 =============================  ==========================================================================
 
 Nothing outside the output folder, the image root and the page's own files is ever read: request
-paths go through :func:`mmgen.viewer.paths.safe_join` (no ``..``, no absolute paths, symlinks resolved
+paths go through :func:`mmgen.store.safe_join` (no ``..``, no absolute paths, symlinks resolved
 and checked). The server binds to 127.0.0.1 by default and then only answers requests whose ``Host``
 is a loopback name (a web page elsewhere cannot reach it through DNS rebinding).
 """
@@ -38,8 +38,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from ..store import STATUSES, Output
-from .paths import safe_join
+from ..store import STATUSES, Output, safe_join
 
 log = logging.getLogger("mmgen.viewer")
 

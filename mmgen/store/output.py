@@ -8,13 +8,14 @@
     for qa in out.qa(program="single.count_objects"): ...
     out.find(label="cup")                     # image ids with an object labelled like "cup"
 
-**What is found where.** Each direct subfolder of ``OUT`` is classified by what it holds: scene graphs
-(``annotate.json`` / ``import_report.json`` beside ``part-*.jsonl``, or graph records in them; the folder
-named ``scene_graphs`` wins when there are several), QA records (``manifest.json`` of a generate stage,
-or records with ``program`` and ``question``; ``qa/``, a multi-image ``qa-multi/``, evolve output, ...)
-and curation (``manifest.json`` with stage ``curate``, or a folder named ``curate*``). ``OUT`` may also
-be a scene-graph folder itself. The image root is the one given, else ``images_root`` in the graphs'
-``annotate.json``, else ``options.image_root`` of an export folder's ``export.json``.
+**What is found where.** Each direct subfolder of ``OUT`` is a :class:`~mmgen.store.folder.StageFolder`
+classified by what it holds (:attr:`~mmgen.store.folder.StageFolder.kind`, never by its name): scene
+graphs (``annotate.json`` / ``import_report.json`` beside ``part-*.jsonl``, or graph records in them;
+the folder named ``scene_graphs`` wins when there are several), QA records (the ``manifest.json`` of a
+generate or evolve stage, or records with ``program`` and ``question``; ``qa/``, a multi-image
+``qa-multi/``, evolve output, ...) and curation (``manifest.json`` with stage ``curate``). ``OUT`` may
+also be a scene-graph folder itself. The image root is the one given, else ``images_root`` in the
+graphs' ``annotate.json``, else ``options.image_root`` of an export folder's ``export.json``.
 
 **Curation** (the curate stage is optional): a curation folder's ``part-*.jsonl`` are the kept
 records, ``dropped*.jsonl`` (or ``dropped/*.jsonl``) the dropped ones, as ``mmgen curate`` writes them
@@ -33,7 +34,6 @@ between threads (the viewer's server does).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from array import array
@@ -46,10 +46,12 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 import orjson
 
-from scene_graphs.io import SHARD_GLOB, RecordError, graph_files
+from scene_graphs.io import RecordError
 from scene_graphs.model import SceneGraph
 
+from .folder import EXPORT_FILE, StageFolder, read_json
 from .graphs import DepthFiles, graph_at, line_at, scan_records
+from .paths import safe_join
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
@@ -60,8 +62,6 @@ log = logging.getLogger("mmgen.store")
 
 GRAPH_CACHE = 32
 """Graphs kept loaded (least recently used out)."""
-GRAPH_MARKERS = ("annotate.json", "import_report.json")
-CURATE_STAGE = "curate"
 DROP_REASON_KEYS = ("reason", "drop_reason")
 STATUSES = ("curated", "dropped", "uncurated")
 
@@ -130,38 +130,6 @@ class ImageInfo:
     labels: tuple[str, ...]
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _first_record(folder: Path) -> dict[str, Any] | None:
-    for shard in sorted(folder.glob(SHARD_GLOB)):
-        try:
-            with shard.open("rb") as f:
-                for line in f:
-                    if line.strip():
-                        rec = orjson.loads(line)
-                        return rec if isinstance(rec, dict) else None
-        except (OSError, orjson.JSONDecodeError):
-            return None
-    return None
-
-
-def _is_graph_folder(folder: Path) -> bool:
-    if any((folder / m).is_file() for m in GRAPH_MARKERS):
-        return True
-    rec = _first_record(folder)
-    return rec is not None and {"image_id", "width", "height"} <= rec.keys()
-
-
-def _is_qa_record(rec: dict[str, Any] | None) -> bool:
-    return rec is not None and {"program", "question", "images"} <= rec.keys()
-
-
 def _drop_category(entry: dict[str, Any]) -> str:
     """What a ``dropped.jsonl`` entry was dropped for: its ``filter`` (the curate stage's entries:
     ``filter``, ``reason`` detail, ``record``), else its reason."""
@@ -204,10 +172,11 @@ class Output:
 
     # ------------------------------------------------------------------------------ discovery
     def _find_graphs(self) -> Path:
-        if any(self.root.glob(SHARD_GLOB)) and _is_graph_folder(self.root):
+        root = StageFolder(self.root)
+        if root.shards() and root.kind == "graphs":
             return self.root
         found = [d for d in sorted(self.root.iterdir()) if d.is_dir() and not d.name.startswith(".")
-                 and _is_graph_folder(d)]
+                 and StageFolder(d).kind == "graphs"]
         if not found:
             raise FileNotFoundError(f"no scene graphs under {self.root} (expected a folder of part-*.jsonl "
                                     "graph shards, such as scene_graphs/)")
@@ -222,24 +191,23 @@ class Output:
         for d in sorted(self.root.iterdir()):
             if not d.is_dir() or d.name.startswith(".") or d == self.graphs_dir:
                 continue
-            manifest = _read_json(d / "manifest.json") or {}
-            stage = manifest.get("stage") if isinstance(manifest.get("stage"), str) else ""
-            if stage == CURATE_STAGE or d.name.startswith("curat"):
+            folder = StageFolder(d)
+            if folder.kind == "curation":
                 curation.append(d)
-            elif _is_qa_record(_first_record(d)) or (stage.startswith("generate") and any(d.glob(SHARD_GLOB))):
-                config = manifest.get("config") if isinstance(manifest.get("config"), dict) else None
-                sources.append(QASource(d.name, d, stage, config, tuple(sorted(d.glob(SHARD_GLOB)))))
+            elif folder.kind == "qa":
+                sources.append(QASource(d.name, d, folder.stage, folder.config, tuple(folder.shards())))
         # the plain generate output first, then the others by name
         self.qa_sources = tuple(sorted(sources, key=lambda s: (s.name != "qa", s.name)))
         self.curation_dirs = tuple(curation)
 
     def _find_image_root(self) -> Path | None:
-        annotate = _read_json(self.graphs_dir / "annotate.json") or {}
-        root = annotate.get("images_root")
+        annotate = read_json(self.graphs_dir / "annotate.json")
+        root = annotate.get("images_root") if isinstance(annotate, dict) else None
         if isinstance(root, str) and Path(root).is_dir():
             return Path(root)
-        for export in sorted(self.root.glob("*/export.json")):
-            options = (_read_json(export) or {}).get("options")
+        for export in sorted(self.root.glob(f"*/{EXPORT_FILE}")):
+            data = read_json(export)
+            options = data.get("options") if isinstance(data, dict) else None
             root = options.get("image_root") if isinstance(options, dict) else None
             if isinstance(root, str) and Path(root).is_dir():
                 return Path(root)
@@ -247,7 +215,7 @@ class Output:
 
     # ------------------------------------------------------------------------------ indexing
     def _index_graphs(self) -> None:
-        self.graph_shards: tuple[Path, ...] = tuple(graph_files(self.graphs_dir))
+        self.graph_shards: tuple[Path, ...] = tuple(StageFolder(self.graphs_dir).graph_shards())
         ids: list[str] = []
         paths: list[str] = []
         shard: list[int] = []
@@ -293,11 +261,12 @@ class Output:
         folders (transient, while indexing)."""
         out: dict[str, tuple[int, str, int, int]] = {}
         for d in self.curation_dirs:
-            for shard in sorted(d.glob(SHARD_GLOB)):
+            folder = StageFolder(d)
+            for shard in folder.shards():
                 for _, _, rec in scan_records(shard):
                     if isinstance(rec.get("id"), str):
                         out[rec["id"]] = (STATUSES.index("curated"), "", -1, -1)
-            for path in sorted(d.glob("dropped*.jsonl")) + sorted((d / "dropped").glob("*.jsonl")):
+            for path in folder.dropped_files():
                 file_no = len(self._drop_files)
                 self._drop_files.append(path)
                 for _, here, rec in scan_records(path):
@@ -459,8 +428,6 @@ class Output:
 
     def image_path(self, image_id: str) -> Path | None:
         """The image file, when it exists inside the image root (never a path outside it)."""
-        from .viewer.paths import safe_join
-
         if self.image_root is None:
             return None
         return safe_join(self.image_root, self.info(image_id).path)

@@ -1,7 +1,8 @@
 """Reading scene-graph shards the way every mmgen stage and tool does: one depth loader
 (:class:`DepthFiles`), one record reader (:func:`graph_from_line`, :func:`graph_at`,
-:func:`read_graphs_tolerant`) and one offset scan (:func:`scan_records`), used by generate,
-generate --multi and the store (viewer, stats, inspect).
+:func:`read_graphs_tolerant`), one offset scan (:func:`scan_records`) and one loader by image id
+(:class:`GraphStore`), used by generate, generate --multi, evolve, curate, verify and the store's
+:class:`~mmgen.store.Output` (viewer, stats, inspect).
 
 Unlike :func:`scene_graphs.io.read_graphs`, nothing here raises on a bad record in the middle of a
 shard: a record that cannot be used becomes a :class:`~scene_graphs.io.RecordError` naming the file,
@@ -13,9 +14,10 @@ from __future__ import annotations
 import os
 import threading
 import zipfile
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import orjson
@@ -143,3 +145,37 @@ def read_graphs_tolerant(path: str | os.PathLike[str], limit: int | None = None
                 yield graph_from_line(line, path, f"{path}:{lineno}", depths)
             except RecordError as err:
                 yield err
+
+
+class GraphStore:
+    """Loads graphs by image id from ``{id: (shard path, byte offset)}``, keeping the last
+    ``capacity`` of them (least recently used first out). Not thread-safe: one per thread."""
+
+    def __init__(self, locations: dict[str, tuple[str, int]], capacity: int = 256) -> None:
+        self.locations = locations
+        self.capacity = capacity
+        self._graphs: OrderedDict[str, SceneGraph] = OrderedDict()
+        self._depths = DepthFiles()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._depths.close()
+
+    def get(self, image_id: str) -> SceneGraph:
+        graph = self._graphs.get(image_id)
+        if graph is not None:
+            self._graphs.move_to_end(image_id)
+            return graph
+        if image_id not in self.locations:
+            raise KeyError(f"no scene graph with image id {image_id!r}")
+        shard, offset = self.locations[image_id]
+        graph = graph_at(shard, offset, image_id, self._depths)
+        self._graphs[image_id] = graph
+        if len(self._graphs) > self.capacity:
+            self._graphs.popitem(last=False)
+        return graph
