@@ -123,6 +123,59 @@ class _OptionalMissing(Annotator):
         resolve("depth-anything-v2-small")  # not here, offline
 
 
+class _WaitsForReader(Annotator):
+    """First stage: waits (at most 10 s) for the later stage's read-ahead to start."""
+
+    name = "waits"
+    fills = frozenset({"objects"})
+
+    def _load(self, device):
+        import threading
+
+        self.started = threading.Event()
+        self.saw_reader: list[bool] = []
+
+    def process(self, batch, graphs):
+        self.saw_reader.append(self.started.wait(10))
+        return [self.stamp(g) for g in graphs]
+
+
+class _Reader(Annotator):
+    """Reads pixels ahead (no graph field): the mean of each image, as text would be read."""
+
+    name = "reader"
+    fills = frozenset({"text"})
+    reads_ahead = True
+
+    def __init__(self, waiting: _WaitsForReader | None = None, **kw):
+        super().__init__(**kw)
+        self.waiting = waiting
+
+    def read_ahead(self, batch):
+        import threading
+
+        if self.waiting is not None:
+            self.waiting.started.set()
+        return [(float(it.pixels.mean()), threading.current_thread().name) for it in batch]
+
+    def process(self, batch, graphs, ahead=None):
+        ahead = ahead if ahead is not None else self.read_ahead(batch)
+        return [self.stamp(g, meta={**g.meta, "mean": m}) for g, (m, _) in zip(graphs, ahead)]
+
+
+def test_read_ahead_overlaps_the_earlier_stages_and_changes_no_graph() -> None:
+    items = [item_from_array(np.full((4, 4, 3), v, np.uint8), f"{v}.png") for v in (3, 200)]
+    first = _WaitsForReader()
+    together = Pipeline([first, _Reader(first)]).load("cpu").annotate(items)
+    assert first.saw_reader == [True]  # the reader had started while the first stage ran
+    in_turn = _Reader()
+    in_turn.reads_ahead = False  # read inside its own turn, after the first stage
+    alone = Pipeline([_WaitsForReader(), in_turn]).load("cpu")
+    alone.stages[0].started.set()
+    assert [g.to_dict() for g in together] == [g.to_dict() for g in alone.annotate(items)]
+    assert [g.meta["mean"] for g in together] == [3.0, 200.0]
+
+
 def test_optional_stage_is_skipped_with_a_warning_and_its_field_not_listed(caplog: pytest.LogCaptureFixture) -> None:
     p = Pipeline([_Count(), _OptionalMissing()], {"profile": "test"})
     with caplog.at_level(logging.WARNING, logger="scene_graphs.perception"):

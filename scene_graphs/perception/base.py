@@ -169,11 +169,21 @@ class Annotator:
         """Load models on ``device`` (subclasses)."""
 
     # ------------------------------------------------------------------ running
+    reads_ahead: ClassVar[bool] = False
+    """Whether :meth:`read_ahead` does this stage's model work from the pixels alone (no graph field), so
+    the pipeline may run it in a thread while the earlier stages run."""
+
+    def read_ahead(self, batch: Sequence[ImageItem]) -> Any:
+        """Model work on ``batch`` that needs no graph field; :meth:`process` receives it as ``ahead``
+        (stages with :attr:`reads_ahead` implement it)."""
+        raise NotImplementedError
+
     def process(self, batch: Sequence[ImageItem], graphs: Sequence[SceneGraph]) -> list[SceneGraph]:
         """New graphs for a batch of images (same order). Subclasses implement it."""
         raise NotImplementedError
 
-    def __call__(self, batch: Sequence[ImageItem], graphs: Sequence[SceneGraph]) -> list[SceneGraph]:
+    def __call__(self, batch: Sequence[ImageItem], graphs: Sequence[SceneGraph], ahead: Any = None) -> list[SceneGraph]:
+        """``process`` with checks; ``ahead`` is :meth:`read_ahead`'s result for ``batch`` when the pipeline ran it."""
         if not self.loaded:
             self.load(self.device)
         if len(batch) != len(graphs):
@@ -185,7 +195,7 @@ class Annotator:
             if missing:
                 raise AnnotatorError(f"stage {self.name!r} needs the field(s) {', '.join(missing)} "
                                      f"(run the stage that fills them first) for image {item.path}")
-        out = self.process(batch, graphs)
+        out = self.process(batch, graphs) if ahead is None else self.process(batch, graphs, ahead=ahead)
         if len(out) != len(graphs):
             raise AnnotatorError(f"stage {self.name!r} returned {len(out)} graphs for {len(graphs)} images")
         return out

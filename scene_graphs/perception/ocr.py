@@ -237,10 +237,18 @@ class TextReader(Annotator):
         return plausible_text(text, tuple(self.options["languages"]), self.options["min_zipf"],
                               self.options["plausible_share"])
 
-    def process(self, batch: Sequence[ImageItem], graphs: Sequence[SceneGraph]) -> list[SceneGraph]:
-        out = []
+    reads_ahead = True
+
+    def read_ahead(self, batch: Sequence[ImageItem]) -> tuple[list[list[tuple[np.ndarray, str, float]]], Any]:
+        """The lines read in each image and the unread boxes (no graph needed: the pipeline runs it
+        while the detector and segmenter work)."""
         read = self.read_batch(batch)
-        unread = getattr(self, "unread", None) if self.backend == "rapidocr" else None
+        return read, (list(getattr(self, "unread", [])) if self.backend == "rapidocr" else None)
+
+    def process(self, batch: Sequence[ImageItem], graphs: Sequence[SceneGraph],
+                ahead: tuple[list[list[tuple[np.ndarray, str, float]]], Any] | None = None) -> list[SceneGraph]:
+        out = []
+        read, unread = ahead if ahead is not None else self.read_ahead(batch)
         for i, (item, graph, lines) in enumerate(zip(batch, graphs, read)):
             regions = regions_from_lines(lines, item.width, item.height, graph.objects,
                                          self.options["min_score"], self.options["contain"], self.legible)
