@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scene_graphs.io import read_graphs, read_jsonl
+from scene_graphs.io import RecordError, read_jsonl
 
-from .store import GraphStore, StageFolder, qa_shards
+from .store import GraphStore, StageFolder, qa_shards, read_graphs_tolerant
 
 
 @dataclass
@@ -71,7 +71,7 @@ def verify(qa_dir: str | Path, sg_src: str | Path, max_problems: int = 1000) -> 
     if (manifest.get("source_stage") or manifest.get("stage")) == "generate-multi":
         return _verify_multi_run(qa_dir, sg_src, registry, config_dict, report, max_problems, subset_ok)
     for graph_paths, qa_paths in _pairs(qa_dir, sg_src):
-        graphs = {g.image_id: g for p in graph_paths for g in read_graphs(p)}
+        graphs = _load_graphs(graph_paths)
         by_image: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         by_set: dict[tuple[tuple[str, ...], str], list[dict[str, Any]]] = defaultdict(list)
         for p in qa_paths:
@@ -96,6 +96,17 @@ def verify(qa_dir: str | Path, sg_src: str | Path, max_problems: int = 1000) -> 
             if len(report.problems) >= max_problems:
                 return report
     return report
+
+
+def _load_graphs(paths: list[Path]) -> dict[str, Any]:
+    """Every graph of ``paths`` by image id, read by the store's reader (a bad record stops the check)."""
+    graphs = {}
+    for path in paths:
+        for graph in read_graphs_tolerant(path):
+            if isinstance(graph, RecordError):
+                raise graph
+            graphs[graph.image_id] = graph
+    return graphs
 
 
 # --------------------------------------------------------------------------------------- multi-image
