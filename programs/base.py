@@ -58,6 +58,8 @@ from numpy.random.bit_generator import ISeedSequence
 
 from scene_graphs.model import Object, SceneGraph
 
+from .scenes import is_object_label, plausible_relation
+
 FREE_FORM = "free_form"
 MULTIPLE_CHOICE = "multiple_choice"
 FORMS = (FREE_FORM, MULTIPLE_CHOICE)
@@ -238,7 +240,9 @@ class GraphView:
         self.config = config
         self.stats: Counter = stats if stats is not None else Counter()
         """Counts abstentions and skips (``"<program>: <reason>"``) for the run summary."""
-        self.objects: tuple[Object, ...] = tuple(o for o in graph.objects if o.score >= config.min_score)
+        self.objects: tuple[Object, ...] = tuple(o for o in graph.objects
+                                                 if o.score >= config.min_score and is_object_label(o.label))
+        """Objects at ``min_score`` or above whose label names a thing (never "game", "scene", "view")."""
         self.by_id: dict[str, Object] = {o.id: o for o in self.objects}
         self._memo: dict[Any, Any] = {}
 
@@ -299,10 +303,22 @@ class GraphView:
 
     @cached_property
     def relations(self) -> tuple:
-        """Relations between objects that survive ``min_score`` (and whose own score does too)."""
+        """Relations between objects that survive ``min_score`` (and whose own score does too) and
+        that the objects' kinds allow (``scenes.plausible_relation``: no "glove wearing human");
+        each one dropped for its kinds is counted in :attr:`stats`."""
+        from .predicates import group
+
         ids = self.by_id
         m = self.config.min_score
-        return tuple(r for r in self.graph.relations if r.subject in ids and r.object in ids and r.score >= m)
+        kept = []
+        for r in self.graph.relations:
+            if r.subject not in ids or r.object not in ids or r.score < m:
+                continue
+            if not plausible_relation(ids[r.subject].label, group(r.predicate), ids[r.object].label):
+                self.stats["relations: implausible for the kinds of subject and object"] += 1
+                continue
+            kept.append(r)
+        return tuple(kept)
 
     @cached_property
     def text(self) -> tuple:

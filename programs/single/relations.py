@@ -44,6 +44,7 @@ from ..predicates import (  # noqa: F401  (re-exported: other families import th
     is_false,
     is_true,
     norm_predicate,
+    plausible,
     possibly_true,
     postmodifier,
     relation_index,
@@ -363,7 +364,8 @@ class VerifyRelation(Program):
             if (s, p, o) in no:
                 continue
             tries += 1
-            if is_false(view, s, p, o) and pair_referents(view, view.by_id[s], view.by_id[o]) is not None:
+            if (is_false(view, s, p, o) and plausible(view, s, p, o)
+                    and pair_referents(view, view.by_id[s], view.by_id[o]) is not None):
                 no.add((s, p, o))
         out = [({"subject_id": s, "predicate": p, "object_id": o}, "yes") for s, p, o in yes]
         out += [({"subject_id": s, "predicate": p, "object_id": o}, "no") for s, p, o in no]
@@ -375,7 +377,7 @@ class VerifyRelation(Program):
             return None
         if (s, p, o) in confident_set(view) or is_true(view, s, p, o):
             return "yes"
-        if is_false(view, s, p, o):
+        if is_false(view, s, p, o) and plausible(view, s, p, o):
             return "no"
         return None
 
