@@ -47,10 +47,9 @@ PARTS = tuple(part_name(r, c) for r in range(3) for c in range(3))
 def _cell(lo: float, hi: float) -> int | None:
     """The third of [0, 1] holding the interval's centre clear of the grid lines, or ``None``."""
     centre = (lo + hi) / 2
-    k = min(2, int(centre * 3))
-    if min(centre - k / 3, (k + 1) / 3 - centre) < CELL_MARGIN:
-        return None
-    return k
+    if min(abs(centre - 1 / 3), abs(centre - 2 / 3)) < CELL_MARGIN:
+        return None  # the image's own edges are no grid lines: a centre near them is clearly placed
+    return min(2, max(0, int(centre * 3)))
 
 
 def _cell_share(view: GraphView, object_id: str, row: int, column: int) -> float:
