@@ -22,9 +22,9 @@ READ = 0.8
 """Text is quoted only from regions read at least this well (``programs.single.text.READ_SCORE``)."""
 
 # OCR output of the bundled sample photos: what may be quoted and asked about, and what may not
-OCR_LEGIBLE = ["MADRID", "cero", "emisiones", "COMO HOPPER", "Region-based segmentation", "42", "C3", "10:30",
+OCR_LEGIBLE = ["MADRID", "cero", "emisiones", "COMO HOPPER", "Region-based segmentation", "42", "Gate C3", "10:30",
                "histogram of grey values:", "No Entry", "café"]
-OCR_GARBLED = ["**", "***", "MaST", "eléctricamEMTe", "M15OL/SUTLLR", "In mins oo ctico e pln",
+OCR_GARBLED = ["**", "***", "C3", "C000", "X1", "MaST", "eléctricamEMTe", "M15OL/SUTLLR", "In mins oo ctico e pln",
                "markers = np.zeros like(coins)"]
 
 

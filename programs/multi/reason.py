@@ -16,6 +16,7 @@ import numpy as np
 
 from ..base import GraphView, Plan, Program, Realized, Template, register
 from ..grammar import capitalize, count_phrase, fmt_box, join, plural, with_article
+from ..legibility import quotable, quotable_regions
 from ..scenes import scenes_of
 from .common import (
     ABSENT,
@@ -325,10 +326,9 @@ def _contains_phrase(haystack: str, key: str) -> bool:
 
 
 def text_state(view: GraphView, key: str) -> bool | None:
-    """True when a confidently read region contains ``key`` as whole words; False when no region, at any
-    score, contains it even inside a word; else ``None``."""
-    c = view.config.confident_score
-    if any(r.score >= c and _contains_phrase(norm_text(r.text), key) for r in view.text):
+    """True when a quotable region (:func:`programs.legibility.quotable`) contains ``key`` as whole words;
+    False when no region, at any score, contains it even inside a word; else ``None``."""
+    if any(quotable(view, r) and _contains_phrase(norm_text(r.text), key) for r in view.text):
         return True
     if any(key in norm_text(r.text) for r in view.graph.text):
         return None
@@ -352,12 +352,11 @@ class WhichImageHasText(Program):
     )
 
     def solved_candidates(self, views: Views) -> list[tuple[Plan, Any]]:
-        c = views[0].config.confident_score
         texts: dict[str, str] = {}
         for v in views:
-            for r in sorted(v.text, key=lambda r: r.id):
+            for r in quotable_regions(v, self.id):
                 shown = " ".join(r.text.split())
-                if r.score >= c and 0 < len(shown) <= MAX_TEXT and any(ch.isalnum() for ch in shown):
+                if len(shown) <= MAX_TEXT:
                     texts.setdefault(norm_text(shown), shown)
         out = []
         for key in hashed(views, self.id, sorted(texts)):
@@ -382,9 +381,8 @@ class WhichImageHasText(Program):
         key = norm_text(text)
         t = self.pick_template(rng)
         v = views[value - 1]
-        c = v.config.confident_score
         region = next(r for r in sorted(v.text, key=lambda r: r.id)
-                      if r.score >= c and _contains_phrase(norm_text(r.text), key))
+                      if quotable(v, r) and _contains_phrase(norm_text(r.text), key))
         box = fmt_box(region.box.normalized(v.width, v.height))
         others = [image_name(k) for k in range(1, len(views) + 1) if k != value]
         rationale = (f"{image_name(value)} has the text \"{' '.join(region.text.split())}\" at {box}; no text in "

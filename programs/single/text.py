@@ -2,10 +2,8 @@
 
 Only text regions scoring at least ``confident_score`` are counted; an uncertain region that could
 change the answer makes the program skip (or abstain, for counts). Text is *quoted* (read out as an
-answer, named in a question, stated in a caption) only from *legible* regions: scoring at least
-:data:`READ_SCORE` (OCR of garbled text, "In mins oo ctico e pln", scores low) and looking like
-writing (:func:`legible`: letters or digits, words with a vowel and one letter case, no stray
-symbols). "Does the image contain the word X" asks only about word-like words of legible regions
+answer, named in a question, stated in a caption) only from regions that pass the one legibility gate
+of every program, :func:`programs.legibility.quotable` (well read and looking like writing). "Does the image contain the word X" asks only about word-like words of legible regions
 (:func:`word_like`), and says a word is absent only when every text region of the graph, at any
 score, is legible and well read (garbled OCR could be a misreading of any word).
 
@@ -18,8 +16,6 @@ sign's text over a building would make "the text on the building" ambiguous).
 from __future__ import annotations
 
 import re
-import unicodedata
-from functools import lru_cache
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,6 +24,7 @@ from scene_graphs.model import Box, TextRegion
 
 from ..base import GraphView, Plan, Program, Realized, Template, make_rng, register, sample_indices
 from ..common import box_text, located
+from ..legibility import READ_SCORE, legible, quotable, quotable_regions, word_like  # noqa: F401  (legible, word_like: names of the old module)
 from ..grammar import be, count_phrase, fmt_box, join
 from .counting import count_options
 from .relations import cached, hashed_order, is_confident, norm_box, referent  # noqa: F401  (names of the old module)
@@ -45,11 +42,8 @@ SIGN_WORDS = (
 MOSTLY_INSIDE = 0.5
 """A region lies on an object when this share of its box is inside the object's box."""
 MAX_WORDS = 8
-READ_SCORE = 0.8
-"""Text regions are quoted only from this score on (and when :func:`legible`)."""
 MAX_QUOTED = 4
 """Texts quoted in a "the text read in the image is ..." rationale."""
-_VOWELS = frozenset("aeiouy")
 FUNCTION_WORDS = frozenset({
     "the", "and", "for", "with", "that", "this", "are", "was", "were", "from", "you", "your", "our", "its", "has",
     "have", "had", "not", "but", "all", "can", "will", "any", "who", "what", "which", "when", "where", "there",
@@ -69,65 +63,11 @@ def words_of(text: str) -> list[str]:
     return [w.casefold() for w in re.findall(r"[^\W\d_]{3,}", text)]
 
 
-def _latin(word: str) -> bool:
-    return all(unicodedata.normalize("NFKD", ch)[:1].isascii() for ch in word)
-
-
-def _has_vowel(word: str) -> bool:
-    return any(ch in _VOWELS for ch in unicodedata.normalize("NFKD", word.casefold()))
-
-
-def _one_case(word: str) -> bool:
-    """All lower case, all upper case, or capitalised ("MaST" and "eléctricamEMTe" are OCR noise)."""
-    return word.islower() or word.isupper() or (word[:1].isupper() and word[1:].islower())
-
-
-@lru_cache(maxsize=8192)
-def word_like(token: str) -> bool:
-    """A token that reads as a word: at least 3 letters, letters only, and (in Latin script) a vowel
-    and one letter case."""
-    if len(token) < 3 or not token.isalpha():
-        return False
-    return not _latin(token) or (_has_vowel(token) and _one_case(token))
-
-
-def _part_ok(part: str) -> bool:
-    if part.isalpha():
-        return len(part) < 3 or word_like(part)
-    if part.isdigit():
-        return True
-    # letters mixed with digits: numbers and codes ("C3", "A4", "3rd") only
-    return part.isalnum() and sum(ch.isalpha() for ch in part) <= 2
-
-
-@lru_cache(maxsize=8192)
-def legible(text: str) -> bool:
-    """Whether OCR text looks like writing: at least half of its characters are letters or digits,
-    and each word (split at spaces, hyphens, slashes, dots, colons and apostrophes, punctuation around it
-    dropped) is a short word, a number or code ("42", "C3"), or a word-like word (:func:`word_like`).
-    So "**", "MaST", "M15OL/SUTLLR" and "In mins oo ctico e pln" are not legible."""
-    stripped = text.strip()
-    compact = stripped.replace(" ", "")
-    if not compact or sum(ch.isalnum() for ch in compact) * 2 < len(compact):
-        return False
-    for token in stripped.split():
-        core = token.strip(".,;:!?\"'()[]{}-–—&*#$€£%+")
-        if core and not all(_part_ok(part) for part in re.split(r"[-'’./:]", core) if part):
-            return False
-    return True
-
-
-def readable(view: GraphView, region: TextRegion) -> bool:
-    """Whether a region may be quoted: scoring at least :data:`READ_SCORE` (and ``confident_score``)
-    and :func:`legible`."""
-    return region.score >= max(READ_SCORE, view.config.confident_score) and legible(region.text.strip())
-
-
 def readable_texts(view: GraphView) -> list[str]:
     """The distinct texts of the readable regions, stripped, in reading order (top to bottom, then left
     to right, by each text's first region)."""
     def build() -> list[str]:
-        regions = sorted((t for t in view.text if readable(view, t)), key=lambda t: (t.box.y1, t.box.x1, t.id))
+        regions = sorted((t for t in view.text if quotable(view, t)), key=lambda t: (t.box.y1, t.box.x1, t.id))
         return list(dict.fromkeys(t.text.strip() for t in regions))
     return view.memo("readable_texts", build)
 
@@ -201,6 +141,7 @@ class TextOnObject(Program):
     )
 
     def candidates(self, view: GraphView) -> list[Plan]:
+        quotable_regions(view, self.id)  # counts the regions the gate refuses
         plans = []
         for o in sorted(view.objects, key=lambda o: o.id):
             if self._region(view, o.id) is not None and referent(view, o) is not None:
@@ -216,7 +157,7 @@ class TextOnObject(Program):
         if len(on) != 1 or not set(idx.overlapping.get(obj_id, [])) <= set(on):
             return None  # no text, several texts, or another object's text lies over this one
         region = regions_by_id(view)[on[0]]
-        return region if readable(view, region) else None
+        return region if quotable(view, region) else None
 
     def solve(self, view: GraphView, plan: Plan) -> Any:
         region = self._region(view, plan["object_id"])
@@ -256,6 +197,7 @@ class ObjectWithText(Program):
     )
 
     def candidates(self, view: GraphView) -> list[Plan]:
+        quotable_regions(view, self.id)  # counts the regions the gate refuses
         return [{"text": t} for t in readable_texts(view) if self._owner(view, t) is not None]
 
     def _owner(self, view: GraphView, text: str) -> str | None:
@@ -327,7 +269,7 @@ class CountText(Program):
         if any(t.score < view.config.confident_score for t in view.text):
             view.abstain(self.id, "uncertain text region")
             return []
-        if not all(readable(view, t) for t in view.text):
+        if not all(quotable(view, t) for t in view.text):
             view.abstain(self.id, "text region not read well enough to count as text")
             return []
         if not self._complete(view):
@@ -344,7 +286,7 @@ class CountText(Program):
         return view.graph.searched_for(TEXT_LABEL) and not view.graph.faint_count(TEXT_LABEL)
 
     def solve(self, view: GraphView, plan: Plan) -> Any:
-        if not all(readable(view, t) for t in view.text):
+        if not all(quotable(view, t) for t in view.text):
             return None
         if not self._complete(view):
             return None
@@ -393,7 +335,7 @@ class ContainsWord(Program):
     def _all_readable(self, view: GraphView) -> bool:
         """Whether every text region of the graph, at any score, is readable: a garbled or poorly read
         region could be a misreading of any word, so no word is said to be absent."""
-        return all(readable(view, t) for t in view.graph.text)
+        return all(quotable(view, t) for t in view.graph.text)
 
     def _readable_words(self, view: GraphView) -> list[tuple[str, TextRegion]]:
         """(case-folded word, the first region holding it) for every word-like word of a readable
@@ -401,7 +343,7 @@ class ContainsWord(Program):
         def build() -> list[tuple[str, TextRegion]]:
             found: dict[str, TextRegion] = {}
             for region in sorted(view.text, key=lambda r: (-r.score, r.id)):
-                if readable(view, region):
+                if quotable(view, region):
                     for w in re.findall(r"[^\W\d_]+", region.text):
                         key = w.casefold()
                         if word_like(w) and key not in FUNCTION_WORDS and key not in found:
