@@ -201,7 +201,7 @@ def test_multi_image_and_multi_turn_records(tmp_path: Path) -> None:
         assert [t.markers for t in conv.turns] == [1, 0, 0, 0, 0, 0]
     llava = orjson.loads((tmp_path / "llava" / "train.json").read_bytes())
     assert llava[0]["image"] == ["a.png", "sub/b.png"] and llava[1]["image"] == "a.png"
-    assert llava[0]["conversations"][0]["value"] == "Which image has more cats?\n<image>\n<image>"
+    assert llava[0]["conversations"][0]["value"] == "Which image has more cats?\nImage 1: <image>\nImage 2: <image>"
     export(src, tmp_path / "r", "llava", ExportOptions(rationale=True))
     conv = list(read_export(tmp_path / "r"))[1]
     assert [a for _, a in conv.pairs()] == ["It is a cat.\nAnswer: a cat", "Its fur is black.\nAnswer: black",
@@ -472,3 +472,13 @@ def test_export_memory_does_not_grow_with_the_record_count(tmp_path: Path) -> No
     assert large < small * 1.5 + 256 * 1024, (small, large)
     assert os.path.getsize(tmp_path / "out10000" / "train.json") > 10 * os.path.getsize(
         tmp_path / "out1000" / "train.json") * 0.8
+
+
+@pytest.mark.parametrize("count, placement, text", [
+    (1, "start", "<image>\nQ"),
+    (2, "start", "Image 1: <image>\nImage 2: <image>\nQ"),
+    (3, "end", "Q\nImage 1: <image>\nImage 2: <image>\nImage 3: <image>"),
+])
+def test_several_images_are_labelled_as_answers_name_them(count: int, placement: str, text: str) -> None:
+    assert add_image_tokens("Q", count, placement) == text
+    assert strip_image_tokens(text) == ("Q", count)

@@ -15,7 +15,8 @@ Rules written down here:
   multi-image record goes by its *first* image (its other images may also appear in the other split).
 * **Image tokens**: one ``<image>`` per image, in image order, all in the first human turn, at its
   start (``<image>\\n`` before the text) or end (``\\n<image>`` after it); ``random`` chooses start or
-  end from a hash of (placement seed, record id).
+  end from a hash of (placement seed, record id). A record of several images labels each token
+  (``Image 1: <image>``, one per line), as its questions and answers name them ("Image 2").
 * **Multiple choice**: the question, then one line per option (``A. red`` / ``1. red`` / ``(A) red``),
   then an optional instruction line; the answer is the label, the label and text, or the text.
   Multi-turn records put options on the turn they belong to (the first).
@@ -41,7 +42,7 @@ from .options import ExportError, ExportOptions
 
 IMAGE_TOKEN = "<image>"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-_TOKEN_WITH_NEWLINE = re.compile(r"<image>\n?|\n?<image>")
+_TOKEN_WITH_NEWLINE = re.compile(r"(?:Image \d+: )?<image>\n?|\n?(?:Image \d+: )?<image>")
 _TURN_STEP = re.compile(r"(?:^|\s)Turn (\d+): ")
 
 
@@ -90,15 +91,24 @@ def placement_for(record_id: str, placement: str, seed: int = 0) -> str:
 
 
 # --------------------------------------------------------------------------------------- image tokens
+def image_markers(count: int) -> list[str]:
+    """The image tokens of a record: ``<image>`` for one image; ``Image 1: <image>``, ``Image 2: <image>``...
+    for several, so that questions and answers saying "Image 2" name an image the prompt labels."""
+    if count == 1:
+        return [IMAGE_TOKEN]
+    return [f"Image {k}: {IMAGE_TOKEN}" for k in range(1, count + 1)]
+
+
 def add_image_tokens(text: str, count: int, placement: str) -> str:
-    """``text`` with ``count`` image tokens at its start or end."""
+    """``text`` with ``count`` image tokens (:func:`image_markers`) at its start or end, one per line."""
+    markers = image_markers(count)
     if placement == "start":
-        return f"{IMAGE_TOKEN}\n" * count + text
-    return text + f"\n{IMAGE_TOKEN}" * count
+        return "".join(f"{m}\n" for m in markers) + text
+    return text + "".join(f"\n{m}" for m in markers)
 
 
 def strip_image_tokens(text: str) -> tuple[str, int]:
-    """(text without image tokens and the newline beside each, number of tokens)."""
+    """(text without image tokens, their ``Image k:`` labels and the newline beside each, number of tokens)."""
     return _TOKEN_WITH_NEWLINE.sub("", text), text.count(IMAGE_TOKEN)
 
 
