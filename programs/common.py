@@ -125,7 +125,8 @@ def attribute_names(view: GraphView) -> dict[str, frozenset[str]]:
 def decided_values(view: GraphView) -> dict[tuple[str, str], tuple[str, ...]]:
     """(object id, category) -> sorted normalised confident values, for every category that has at
     least one confident value and none in the uncertain band (absent key: not decided). People's
-    colours, materials, shapes and patterns are never decided (:func:`usable_attribute`)."""
+    colours, materials, shapes and patterns are never decided (:func:`usable_attribute`), nor the colour
+    of a multi-coloured object (:func:`_multi_coloured`: "is it white?" has no answer for the eye)."""
     def build() -> dict[tuple[str, str], tuple[str, ...]]:
         conf, lo = view.config.confident_score, view.config.min_score
         out: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -142,6 +143,8 @@ def decided_values(view: GraphView) -> dict[tuple[str, str], tuple[str, ...]]:
             for c, names in sure.items():
                 if c not in unsure and usable_attribute(o.label, c):
                     out[(o.id, c)] = tuple(sorted(names))
+            if (o.id, "color") in out and _multi_coloured(o, lo):
+                del out[(o.id, "color")]
         return out
     return view.memo("decided_values", build)
 
@@ -231,6 +234,75 @@ def near(word: str) -> frozenset[str]:
     """``word`` and every value that may describe the same look (``gray`` -> grey, silver, ...)."""
     w = normalize(word)
     return _near_index().get(w, frozenset()) | {w}
+
+
+PLAIN = frozenset({"plain", "solid"})
+"""Pattern values that leave an object one-coloured."""
+
+
+def _multi_coloured(obj: Object, min_score: float) -> bool:
+    """Whether the object shows several colours: two colour values that are not near-synonyms, or a
+    pattern other than plain, at ``min_score`` or more."""
+    colours = [normalize(a.name) for a in obj.attributes if a.category == "color" and a.score >= min_score]
+    if any(normalize(a.name) not in PLAIN for a in obj.attributes
+           if a.category == "pattern" and a.score >= min_score):
+        return True
+    return any(b not in near(a) for i, a in enumerate(colours) for b in colours[i + 1:])
+
+
+# =========================================================================== perceptual colour distance
+FAR_DELTA_E = 56.0
+"""Colours at least this far apart in CIELAB (CIE76 distance of their typical values, ``data/colors.json``)
+are never confused by the eye; nearer ones (red/orange 34, red/brown 40, orange/yellow 54, white/gray 42,
+blue/purple 25) are neighbours and never each other's distractor or zero answer."""
+
+
+def _lab(hex_value: str) -> tuple[float, float, float]:
+    """CIELAB (D65) of an sRGB hex value."""
+    rgb = [int(hex_value[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb)
+    xyz = ((0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047, 0.2126 * r + 0.7152 * g + 0.0722 * b,
+           (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883)
+    f = [t ** (1 / 3) if t > (6 / 29) ** 3 else t / (3 * (6 / 29) ** 2) + 4 / 29 for t in xyz]
+    return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
+
+
+@lru_cache(maxsize=1)
+def _color_labs() -> dict[str, tuple[float, float, float]]:
+    """Colour name -> CIELAB of its typical value; names without one take their group head's."""
+    import json
+    from pathlib import Path
+
+    values = json.loads((Path(__file__).parent / "data" / "colors.json").read_text(encoding="utf-8"))["values"]
+    out = {name: _lab(v) for name, v in values.items()}
+    for family in EXCLUSIVE["color"]:
+        for group in family:
+            for word in group:
+                if word not in out and group[0] in out:
+                    out[word] = out[group[0]]
+    return out
+
+
+@lru_cache(maxsize=16384)
+def color_distance(a: str, b: str) -> float | None:
+    """CIELAB distance of two colour names' typical values (``None`` when either has none)."""
+    labs = _color_labs()
+    la, lb = labs.get(normalize(a)), labs.get(normalize(b))
+    if la is None or lb is None:
+        return None
+    return sum((x - y) ** 2 for x, y in zip(la, lb)) ** 0.5
+
+
+def looks_different(category: str, value: str, names: Iterable[str]) -> bool:
+    """Whether ``value`` is perceptually far from every colour in ``names`` (always, outside colour;
+    names without a typical value are judged by :func:`near` alone, elsewhere)."""
+    if category != "color":
+        return True
+    for n in names:
+        d = color_distance(value, n)
+        if d is not None and d < FAR_DELTA_E:
+            return False
+    return True
 
 
 # =========================================================================== rationale phrasing

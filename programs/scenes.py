@@ -273,6 +273,13 @@ def _is_kind(label: str, kinds: frozenset[str]) -> bool | None:
 
 
 @lru_cache(maxsize=16384)
+def kind_noun(label: str) -> str:
+    """The plain noun for what ``label`` names: "person" for a batter, "animal" for a dog, else "object"."""
+    kinds = kinds_of(label)
+    return next((k for k in ("person", "animal") if k in kinds), "object")
+
+
+@lru_cache(maxsize=16384)
 def is_object_label(label: str) -> bool:
     """Whether ``label`` names a countable thing in the picture (not "game", "scene", "view", ...)."""
     return _key(label) not in _kind_data()[1]["non_objects"]

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
@@ -19,7 +20,7 @@ from programs.base import GraphView, ProgramConfig, load_all, run_single
 from programs.predicates import group
 from programs.refer import refer
 from programs.scenes import is_object_label, may_name_same, plausible_relation
-from scene_graphs.model import Box, Object, Relation, SceneGraph
+from scene_graphs.model import Attribute, Box, Object, Relation, SceneGraph
 
 KINDS = json.loads((Path(__file__).parents[1] / "programs" / "data" / "kinds.json").read_text())
 TAXONOMY = KINDS["taxonomy"]
@@ -117,3 +118,16 @@ def test_glove_wearing_human_is_implausible():
     assert plausible_relation("batter", "wearing", "helmet")
     assert plausible_relation("helmet", "worn by", "batter")
     assert plausible_relation("statue", "wearing", "hat")  # unknown wearer: allowed
+
+
+@PROPERTY
+@given(st.lists(st.sampled_from(("batter", "man", "dog", "bat", "helmet", "cup", "table")), min_size=2, max_size=6),
+       st.data())
+def test_templates_name_a_person_as_a_person(labels, data):
+    graph = data.draw(_graph(labels, predicates=("holding", "on", "wearing")))
+    objects = tuple(dataclasses.replace(o, attributes=(Attribute("swinging", "state", 0.95),))
+                    if o.label in ("batter", "man") else
+                    dataclasses.replace(o, attributes=(Attribute("red", "color", 0.95),)) for o in graph.objects)
+    graph = graph.replace(objects=objects, fields=graph.fields | {"attributes"})
+    for qa in run_single(graph, ProgramConfig(seed=3, max_per_image=50), SINGLE):
+        assert "swinging object" not in qa.question and "swinging thing" not in qa.question, qa.question

@@ -21,7 +21,8 @@ from scene_graphs.model import ATTRIBUTE_CATEGORIES, Object
 from scene_graphs.vocab import normalize
 
 from ..base import GraphView, Plan, Program, Realized, Template, draw, register
-from ..common import EXCLUSIVE, Family, attribute_names, box_text, decided_values, located, max_iou, near
+from ..common import (EXCLUSIVE, Family, attribute_names, box_text, decided_values, located, looks_different,
+                      max_iou, near)
 from ..grammar import capitalize, count_phrase, join, plural
 from ..scenes import may_name_same
 from .counting import count_options
@@ -48,7 +49,8 @@ def _alternatives(category: str, v: str, names: frozenset[str]) -> tuple[str, ..
     blocked = frozenset().union(*(near(n) for n in names), near(v))
     for family in EXCLUSIVE.get(category, ()):
         if any(v in group for group in family):
-            return tuple(g[0] for g in family if v not in g and not (near(g[0]) & blocked))
+            return tuple(g[0] for g in family if v not in g and not (near(g[0]) & blocked)
+                         and looks_different(category, g[0], (v, *names)))
     return ()
 
 
@@ -190,6 +192,7 @@ class CountAttribute(Program):
 
     def solved_candidates(self, view: GraphView) -> list[tuple[Plan, Any]]:
         dec = decided_values(view)
+        names = attribute_names(view)
         by_category: dict[str, set[str]] = {}
         for o in view.confident_objects:
             for c in COUNT_CATEGORIES:
@@ -209,10 +212,13 @@ class CountAttribute(Program):
                 # doors?" for open doors, never "How many kneeling pages?"
                 heads = _family_heads(c, tuple(own))
                 salt = f"{self.id}|{label}|{c}"
+                # a zero answer must be false for the eye too: no "How many red cups? 0" for an orange cup
+                shown = own + sorted(set().union(*(names[o.id] for o in objs)))
                 seen = hashed_order(view, salt, sorted(v for v in by_category.get(c, set()) - set(own)
-                                                       if near(v) & heads))[:1]
+                                                       if near(v) & heads and looks_different(c, v, shown)))[:1]
                 taken = frozenset().union(*(near(v) for v in own + seen))
-                absent = hashed_order(view, salt, sorted(h for h in heads if taken.isdisjoint(near(h))))[:1]
+                absent = hashed_order(view, salt, sorted(h for h in heads if taken.isdisjoint(near(h))
+                                                         and looks_different(c, h, shown)))[:1]
                 for value in own + seen + absent:
                     plan = {"label": label, "category": c, "attribute": value}
                     answer = self.solve(view, plan)
@@ -287,6 +293,8 @@ class WhichHasAttribute(Program):
             return None
         label = labels.pop()
         held = {o.id for o in holders}
+        if any(not looks_different(c, value, names[o.id]) for o in view.objects if o.id not in held):
+            return None  # an orange ball makes "which object is red?" ambiguous for the eye
         others = [lbl for lbl, objs in view.by_label.items()
                   if lbl != label and not may_name_same(lbl, label)
                   and all(o.score >= conf and (o.id, c) in dec and o.id not in held for o in objs)]

@@ -19,6 +19,7 @@ from scene_graphs.model import Object
 from ..base import GraphView, Plan, Program, Realized, Template, draw, register
 from ..common import hashed_order, near, usable_attribute
 from ..grammar import capitalize, count_phrase, join, with_article
+from ..scenes import kind_noun
 from .relations import (
     cached,
     confident_set,
@@ -145,7 +146,7 @@ def _build_expressions(view: GraphView, obj: Object) -> tuple[Expression, ...]:
                 out.append(Expression(f"the {name} {label} that {finite} the {target.label}", name, cat,
                                       (target.id,), True))
             if _matches(view, None, name, (p, target.id)) == [obj.id]:
-                out.append(Expression(f"the {name} object that {finite} the {target.label}", name, cat,
+                out.append(Expression(f"the {name} {kind_noun(label)} that {finite} the {target.label}", name, cat,
                                       (target.id,), True))
     return tuple(out)
 
@@ -214,9 +215,11 @@ class RefexpObject(Program):
     requires = frozenset({"objects", "attributes", "relations"})
     answer_type = "label"
     templates = (
-        Template("what_is_the", "What is the {attr} object that {finite} the {anchor}?"),
-        Template("name_the_thing", "Name the {attr} thing that {finite} the {anchor}."),
-        Template("which_object", "Which {attr} object {finite} the {anchor}?"),
+        # "one", never "object" or "thing": the answer may be a person ("the swinging thing" reads wrong),
+        # and a noun by kind would tell the answer's kind without the image
+        Template("what_is_the", "What is the {attr} one that {finite} the {anchor}?"),
+        Template("name_the_thing", "Name the {attr} one that {finite} the {anchor}."),
+        Template("which_object", "Which {attr} one {finite} the {anchor}?"),
     )
 
     def solved_candidates(self, view: GraphView) -> list[tuple[Plan, Any]]:
