@@ -241,13 +241,20 @@ PLAIN = frozenset({"plain", "solid"})
 
 
 def _multi_coloured(obj: Object, min_score: float) -> bool:
-    """Whether the object shows several colours: two colour values that are not near-synonyms, or a
-    pattern other than plain, at ``min_score`` or more."""
-    colours = [normalize(a.name) for a in obj.attributes if a.category == "color" and a.score >= min_score]
+    """Whether the object shows several colours: two colour values perceptually far apart
+    (:func:`looks_different`) at ``COLOR_TRACE`` or more (a pixel-share annotator records a white inside of
+    a red cup at 0.11), or a pattern other than plain at ``min_score`` or more."""
     if any(normalize(a.name) not in PLAIN for a in obj.attributes
            if a.category == "pattern" and a.score >= min_score):
         return True
-    return any(b not in near(a) for i, a in enumerate(colours) for b in colours[i + 1:])
+    colours = sorted({normalize(a.name) for a in obj.attributes if a.category == "color" and a.score >= COLOR_TRACE})
+    return any(b not in near(a) and looks_different("color", b, (a,)) for i, a in enumerate(colours)
+               for b in colours[i + 1:])
+
+
+COLOR_TRACE = 0.1
+"""The smallest recorded colour score that counts as the object showing that colour in a part of its own
+(a pixel share: below ``min_score``, so never stated as its colour, but enough to make it multi-coloured)."""
 
 
 # =========================================================================== perceptual colour distance

@@ -181,8 +181,21 @@ def test_achromatic_pixels_count_half(colors: ColorAttributes) -> None:
     pixels = np.concatenate([np.tile(np.array(c, np.uint8), (n, 10, 1)) for c, n in rows.items()])
     item, g = _scene(pixels, Object("0", "bus", Box(0, 0, 10, 100), mask=Mask.from_array(np.ones((100, 10), bool))))
     (out,) = colors([item], [g])
-    assert out.objects[0].attribute_names("color") == ["blue", "black"]
+    assert out.objects[0].attribute_names("color") == ["blue", "black", "gray", "white"]
     assert out.objects[0].attributes[0].score == pytest.approx(0.22 / 0.61, abs=0.01)
     plain = ColorAttributes(achromatic_weight=1.0).load("cpu")
     (out,) = plain([item], [g])
-    assert out.objects[0].attribute_names("color") == ["black", "gray"]
+    assert out.objects[0].attribute_names("color") == ["black", "gray", "blue", "white"]
+
+
+def test_a_small_far_colour_is_recorded_as_evidence(colors: ColorAttributes) -> None:
+    """A red cup with its white inside: the white share is recorded (small), so programs can tell the cup
+    is not one colour; a 3 % speck is not."""
+    pixels = np.zeros((100, 20, 3), np.uint8)
+    pixels[:] = (178, 34, 34)
+    pixels[:20] = (250, 250, 250)   # 20 % white pixels, half-weighted: share 0.11
+    pixels[20:23] = (30, 70, 200)   # 3 % blue
+    item, g = _scene(pixels, Object("0", "cup", Box(0, 0, 20, 100), mask=Mask.from_array(np.ones((100, 20), bool))))
+    (out,) = colors([item], [g])
+    shares = {a.name: a.score for a in out.objects[0].attributes}
+    assert set(shares) == {"red", "white"} and shares["white"] == pytest.approx(0.1 / 0.9, abs=0.01)

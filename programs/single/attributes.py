@@ -24,7 +24,7 @@ from ..base import GraphView, Plan, Program, Realized, Template, draw, register
 from ..common import (EXCLUSIVE, Family, attribute_names, box_text, decided_values, located, looks_different,
                       max_iou, near)
 from ..grammar import capitalize, count_phrase, join, plural
-from ..scenes import may_name_same
+from ..scenes import kind_noun, may_name_same
 from .counting import count_options
 from .objects import MAX_PLANS, MAX_POOL, hashed_order, is_confident, referent, safe_count_labels
 
@@ -101,11 +101,15 @@ class _AttributeOf(Program):
             return None
         return values[0]
 
+    def template_ids(self, obj: Object, value: str) -> tuple[str, ...] | None:
+        """The templates that read naturally for ``obj`` and ``value`` (``None``: all of them)."""
+        return None
+
     def realize(self, view: GraphView, plan: Plan, value: Any, rng: np.random.Generator) -> Realized:
         o = view.by_id[plan["object_id"]]
         ref = referent(view, o, allow_region=True)
         assert ref is not None
-        t = self.pick_template(rng)
+        t = self.pick_template(rng, self.template_ids(o, value))
         rationale = (f"{capitalize(located(ref.text, ref.strategy, box_text(view, o)))} has one confidently "
                      f"annotated {self.category}: {value}. So the answer is: {value}.")
         return Realized(t.id, t.text.format(obj=ref.text), value, rationale,
@@ -158,7 +162,11 @@ class AttributeSize(_AttributeOf):
 
 @register
 class AttributeState(_AttributeOf):
-    """The state of a named object (open/closed, parked, standing ...; a single confident state)."""
+    """The state of a named object (open/closed, parked, standing ...; a single confident state).
+
+    The wording follows the kind: a thing has a state or condition ("What is the condition of the
+    door?"), while a person's or an animal's pose or action is what it is doing ("What is the batter
+    doing?"), and any other state of theirs ("wet") is described, never called a condition."""
 
     id = "single.attribute_state"
     category = "state"
@@ -168,7 +176,16 @@ class AttributeState(_AttributeOf):
         Template("what_state", "What state is {obj} in?"),
         Template("describe_state", "How would you describe the state of {obj}?"),
         Template("condition", "What is the condition of {obj}?"),
+        Template("doing", "What is {obj} doing?"),
+        Template("doing_here", "What is {obj} doing in this picture?"),
     )
+
+    def template_ids(self, obj: Object, value: str) -> tuple[str, ...] | None:
+        if kind_noun(obj.label) == "object":
+            return ("what_state", "describe_state", "condition")
+        if value.endswith("ing"):  # a pose or an action: standing, crouching, swinging, sleeping ...
+            return ("doing", "doing_here")
+        return ("describe_state",)
 
 
 # =========================================================================== counting by attribute
@@ -192,7 +209,6 @@ class CountAttribute(Program):
 
     def solved_candidates(self, view: GraphView) -> list[tuple[Plan, Any]]:
         dec = decided_values(view)
-        names = attribute_names(view)
         by_category: dict[str, set[str]] = {}
         for o in view.confident_objects:
             for c in COUNT_CATEGORIES:
@@ -213,7 +229,7 @@ class CountAttribute(Program):
                 heads = _family_heads(c, tuple(own))
                 salt = f"{self.id}|{label}|{c}"
                 # a zero answer must be false for the eye too: no "How many red cups? 0" for an orange cup
-                shown = own + sorted(set().union(*(names[o.id] for o in objs)))
+                shown = own + sorted({normalize(a.name) for o in objs for a in o.attributes if a.category == c})
                 seen = hashed_order(view, salt, sorted(v for v in by_category.get(c, set()) - set(own)
                                                        if near(v) & heads and looks_different(c, v, shown)))[:1]
                 taken = frozenset().union(*(near(v) for v in own + seen))

@@ -9,8 +9,11 @@ prototype stay unnamed. Each named pixel votes for its name; votes for the achro
 white, gray) count ``achromatic_weight`` (default 0.5), because shadows, windows, tyres and
 highlights are achromatic whatever colour people would call the object (a blue bus is a third dark
 glass). A name's share is its votes over all votes (unnamed pixels vote for nothing but count in the
-total); names with a share of at least ``min_fraction`` become attributes (at most ``top_k``, largest
-share first) with the share as score. Prototypes are a few sRGB shades per basic colour term (Berlin
+total); names with a share of at least ``min_fraction`` (default 0.08) become attributes (at most
+``top_k``, largest share first) with the share as score. Shares are evidence, not claims: programs
+state a colour only at a high share (their ``confident_score``) and read a far colour at a small share
+(a white inside of a red cup, 0.11) as a sign that the object is multi-coloured, where "is it white?"
+has no answer for the eye. Prototypes are a few sRGB shades per basic colour term (Berlin
 & Kay's eleven) in :data:`COLOR_PROTOTYPES`.
 
 **CLIP** (:class:`ClipAttributes`, OpenCLIP). Each object's crop (box padded by ``padding`` of its size,
@@ -150,9 +153,9 @@ class ColorAttributes(Annotator):
     distributions = ("scikit-image",)
     defaults = {
         "max_distance": 18.0,
-        "min_fraction": 0.25,
+        "min_fraction": 0.08,
         "achromatic_weight": 0.5,
-        "top_k": 2,
+        "top_k": 4,
         "max_pixels": 4096,
         "min_pixels": 16,
         "box_shrink": 0.15,
