@@ -9,7 +9,13 @@ Every record is read back through its format's reader (:mod:`mmgen.export`) and 
 * one image marker (``<image>`` token or image part) per image, all in the first human turn;
 * turns that alternate human / assistant, start with the human (after an optional system turn) and
   end with an answer; no empty text anywhere;
-* what only one format can get wrong (ProVision: the answer is among the options; hf: one image per path).
+* what only one format can get wrong (ProVision: the answer is among the options; hf: one image per path);
+* what the export's target fixes (:func:`mmgen.export.targets.check`): the image field's type (one path
+  for ``llava-1.5``, always a list for ``llava-onevision``), the labels of the image tokens (``Image 1: ``,
+  InternVL's ``Image-1: ``) and their place, the box syntax (no [0,1] box left where Qwen2-VL's
+  ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>``, InternVL's ``<box>[[...]]</box>`` or Qwen2.5-VL's pixels
+  belong; coordinates within 0-1000 or within the resized image), and with the think style one
+  ``<think>...</think>`` block before a non-empty answer.
 
 Streams: memory grows only with the set of ids (and a bounded cache of image checks).
 """
@@ -30,7 +36,7 @@ from scene_graphs.model import ValidationError
 
 log = logging.getLogger("mmgen.validate")
 
-MARKER_NAMES = {"llava": "<image> token", "sharegpt": "<image> token"}
+MARKER_NAMES = {"llava": "<image> token", "sharegpt": "<image> token", "openai": "image_url part"}
 """How a format marks an image, for messages (the others use image content parts)."""
 
 
@@ -160,11 +166,13 @@ def check_turns(view: Any, marker: str) -> list[str]:
 
 
 def validate(path: str | os.PathLike[str], fmt: str | None = None, image_root: str | os.PathLike[str] | None = None,
-             decode: bool = True, max_problems: int = 20, check_images: bool = True) -> ValidationReport:
-    """Check an exported file, or every data file of an export folder. ``fmt`` and ``image_root``
-    default to the folder's ``export.json``; without an image root, image files are not checked
-    (unless the format embeds them)."""
+             decode: bool = True, max_problems: int = 20, check_images: bool = True,
+             target: str | None = None, style: str | None = None) -> ValidationReport:
+    """Check an exported file, or every data file of an export folder. ``fmt``, ``image_root``,
+    ``target`` and ``style`` default to the folder's ``export.json``; without an image root, image files
+    are not checked (unless the format embeds them)."""
     from .export import ExportError, Malformed, find_manifest, get_format
+    from .export import targets as targets_
     from .export.render import escapes_root, outside_root
 
     path = Path(path)
@@ -183,7 +191,14 @@ def validate(path: str | os.PathLike[str], fmt: str | None = None, image_root: s
         log.info("image root %s (from export.json)", image_root)
     elif posixpath.isabs(recorded_prefix):
         prefix = recorded_prefix  # an absolute prefix never joins a root: paths below it are what the root holds
+    recorded = (manifest or {}).get("options", {})
+    target_ = targets_.get_target(target if target is not None else recorded.get("target"))
+    style = style if style is not None else str(recorded.get("style") or "plain")
+    if fmt is None and target_.name:
+        fmt = target_.format
     format_ = get_format(fmt)
+    if target_.name and format_.name != get_format(target_.format).name:
+        raise ExportError(f"the {target_.name} target writes {target_.format} files, not {format_.name}")
     root = Path(image_root) if image_root is not None else None
     files = format_.data_files(path) if path.is_dir() else [path]
     if not files:
@@ -222,7 +237,14 @@ def validate(path: str | os.PathLike[str], fmt: str | None = None, image_root: s
                         problem(label, f"duplicate id (first seen at {seen[view.id]})")
                     else:
                         seen[view.id] = f"{file.name} #{index}"
-                for message in check_turns(view, marker) + format_.check(view):
+                def size(i: int, view: Any = view) -> tuple[int, int] | None:
+                    if root is None or i >= len(view.images) or not isinstance(view.images[i], str):
+                        return None
+                    file = root / _below_prefix(view.images[i], prefix)
+                    return targets_.resized_size(file) if file.is_file() else None
+
+                for message in (check_turns(view, marker) + format_.check(view)
+                                + targets_.check(target_, raw, view, style, size)):
                     problem(label, message)
                 if not view.images and not view.marks_images:
                     problem(label, "no images")

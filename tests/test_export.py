@@ -399,7 +399,7 @@ def test_formats_without_a_system_turn_refuse_a_system_prompt(qa_dir: Path, tmp_
     for fmt in ("llava", "provision"):
         with pytest.raises(ExportError, match="no system turn"):
             export(qa_dir, tmp_path, fmt, ExportOptions(system_prompt="hi"))
-    assert get_format("openai") is FORMATS["messages"] and get_format("llamafactory") is FORMATS["sharegpt"]
+    assert get_format("openai") is FORMATS["openai"] and get_format("llamafactory") is FORMATS["sharegpt"]
     with pytest.raises(ExportError, match="unknown export format"):
         get_format("alpaca")
 

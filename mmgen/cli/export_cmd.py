@@ -1,4 +1,5 @@
-"""``mmgen export``: QA records -> training files (LLaVA, ShareGPT, chat messages, HF datasets, ProVision)."""
+"""``mmgen export``: QA records -> training files (LLaVA, ShareGPT, chat messages, OpenAI, HF datasets,
+ProVision), optionally for one trainer / model family (``--target``)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,30 @@ from pathlib import Path
 
 import click
 
-from ..export.options import ANSWER_STYLES, HF_IMAGE_MODES, OPTION_STYLES, PLACEMENTS
+from ..export.options import ANSWER_STYLES, HF_IMAGE_MODES, IMAGE_URL_MODES, OPTION_STYLES, PLACEMENTS, STYLES
 
 log = logging.getLogger("mmgen.export")
 
-FORMAT_CHOICES = ("llava", "sharegpt", "messages", "hf", "provision", "openai", "llamafactory")
+FORMAT_CHOICES = ("llava", "sharegpt", "messages", "openai", "hf", "provision", "llamafactory")
+TARGET_CHOICES = ("llava-1.5", "llava-onevision", "qwen2-vl", "qwen2.5-vl", "internvl", "llamafactory", "trl")
 
 
 @click.command("export")
 @click.argument("qa", type=click.Path(exists=True, path_type=Path))
-@click.option("-f", "--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="llava", show_default=True,
-              help="llava | sharegpt (LLaMA-Factory) | messages (OpenAI/HF chat, alias openai) | hf (parquet "
-                   "dataset, needs the hf extra) | provision (ProVision-10M records).")
+@click.option("-f", "--format", "fmt", type=click.Choice(FORMAT_CHOICES), default=None,
+              help="llava (default) | sharegpt (LLaMA-Factory) | messages (HF/TRL chat) | openai (OpenAI "
+                   "fine-tuning JSONL, image_url parts) | hf (parquet dataset, needs the hf extra) | provision "
+                   "(ProVision-10M records). A --target picks it.")
+@click.option("-t", "--target", type=click.Choice(TARGET_CHOICES), default=None,
+              help="Trainer / model family: picks the format, image-token labels, box syntax (qwen2-vl: "
+                   "<|box_start|>(x1,y1),(x2,y2)<|box_end|> in 0-1000; qwen2.5-vl: pixels; internvl: "
+                   "<box>[[...]]</box> in 0-1000) and writes the trainer's files (media_dir, meta file).")
+@click.option("--style", type=click.Choice(STYLES), default="plain", show_default=True,
+              help="think: answers are <think>\\n<rationale>\\n</think>\\n\\n<answer>.")
+@click.option("--merge-per-image", is_flag=True,
+              help="One conversation per image (LLaVA-665k): an image's single-image records become its turns.")
+@click.option("--image-urls", type=click.Choice(IMAGE_URL_MODES), default="path", show_default=True,
+              help="openai: the written path as URL (with --path-prefix https://...), or base64 data URLs.")
 @click.option("-o", "--output", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for the files: train.json (+ val.json), or the hf dataset; plus export.json.")
 @click.option("--image-root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
@@ -45,7 +58,8 @@ FORMAT_CHOICES = ("llava", "sharegpt", "messages", "hf", "provision", "openai", 
 @click.option("--hf-images", type=click.Choice(HF_IMAGE_MODES), default="embed", show_default=True,
               help="hf: embed image bytes, or store absolute paths below --image-root.")
 @click.option("--no-image-check", is_flag=True, help="Do not check that image files exist.")
-def command(qa: Path, fmt: str, out: Path, image_root: Path | None, path_prefix: str, jsonl: bool,
+def command(qa: Path, fmt: str | None, target: str | None, style: str, merge_per_image: bool, image_urls: str,
+            out: Path, image_root: Path | None, path_prefix: str, jsonl: bool,
             image_placement: str, placement_seed: int, option_style: str, answer_style: str, mc_instruction: bool,
             rationale: bool, system_prompt: str | None, val_fraction: float, split_seed: int, hf_images: str,
             no_image_check: bool) -> None:
@@ -56,6 +70,7 @@ def command(qa: Path, fmt: str, out: Path, image_root: Path | None, path_prefix:
       mmgen export out/qa -o out/llava --image-root images --val-fraction 0.05
       mmgen export out/qa -f sharegpt -o out/lf --image-root images --system-prompt "You are helpful."
       mmgen export out/qa -f hf -o out/hf --image-root images
+      mmgen export out/qa --target qwen2-vl -o out/qwen --image-root images
     Check the result with `mmgen validate OUT`.
     """
     from ..export import ExportOptions, export
@@ -64,9 +79,12 @@ def command(qa: Path, fmt: str, out: Path, image_root: Path | None, path_prefix:
                             placement_seed=placement_seed, option_style=option_style, answer_style=answer_style,
                             mc_instruction=mc_instruction, rationale=rationale, system_prompt=system_prompt,
                             val_fraction=val_fraction, split_seed=split_seed, hf_images=hf_images,
-                            check_images=not no_image_check)
+                            check_images=not no_image_check, target=target, style=style,
+                            merge_per_image=merge_per_image, image_urls=image_urls)
     summary = export(qa, out, fmt, options)
     splits = ", ".join(f"{n} {s}" for s, n in sorted(summary.per_split.items()))
     log.info("%d records (%s) -> %s [%s]", summary.records, splits or "none", out, summary.format)
     for note, count in sorted(summary.notes.items()):
         log.warning("%d %s", count, note)
+    if summary.skipped:
+        log.warning("%d records skipped (see export.json)", sum(summary.skipped.values()))

@@ -5,8 +5,12 @@
     summary = export("out/qa", "out/llava", "llava", ExportOptions(image_root="images", val_fraction=0.05))
 
 Formats (one module each): ``llava`` (default), ``sharegpt`` (LLaMA-Factory, alias ``llamafactory``),
-``messages`` (OpenAI/HF chat messages, alias ``openai``), ``hf`` (parquet + ``Image()`` features, the
-``hf`` extra) and ``provision`` (ProVision-10M records). The JSON formats write ``OUT/train.json`` and,
+``messages`` (HF/TRL chat messages with ``{"type": "image"}`` parts), ``openai`` (OpenAI fine-tuning JSONL
+with ``image_url`` parts), ``hf`` (parquet + ``Image()`` features, the ``hf`` extra) and ``provision``
+(ProVision-10M records). A *target* (``--target qwen2-vl`` ..., :mod:`mmgen.export.targets`) picks the
+format and what one trainer or model family expects: image-token labels, box syntax, path style, and
+the trainer's own files (LLaMA-Factory arguments with ``media_dir``, InternVL's meta file).
+``merge_per_image`` writes one conversation per image (LLaVA-665k layout). The JSON formats write ``OUT/train.json`` and,
 with a validation fraction, ``OUT/val.json`` (``.jsonl`` with ``jsonl=True``). Every export also writes
 ``OUT/export.json`` (format, options, files and counts), which ``mmgen validate`` reads for defaults.
 
@@ -32,19 +36,23 @@ from .base import Format, Malformed, RecordView, Turn
 from .hf import HFFormat
 from .llava import LlavaFormat
 from .messages import MessagesFormat
+from .openai import OpenAIFormat
 from .options import ExportError, ExportOptions
 from .provision import ProVisionFormat
-from .render import Rendered, clear_image_cache, render
+from .render import Rendered, clear_image_cache, placement_for, render, safe_id
 from .sharegpt import ShareGPTFormat
+from .targets import TARGETS, Skip, get_target, resolve, trainer_settings, write_trainer_files
 
 log = logging.getLogger("mmgen.export")
 
-__all__ = ["FORMATS", "ALIASES", "MANIFEST", "ExportError", "ExportOptions", "ExportSummary", "Format", "Malformed",
+__all__ = ["FORMATS", "ALIASES", "MANIFEST", "TARGETS", "ExportError", "ExportOptions", "ExportSummary", "Format", "Malformed",
            "RecordView", "Rendered", "Turn", "export", "get_format", "iter_qa", "read_export", "find_manifest"]
 
-FORMATS: dict[str, Format] = {f.name: f for f in (LlavaFormat(), ShareGPTFormat(), MessagesFormat(), HFFormat(),
-                                                  ProVisionFormat())}
-ALIASES = {"openai": "messages", "llamafactory": "sharegpt"}
+FORMATS: dict[str, Format] = {f.name: f for f in (LlavaFormat(), ShareGPTFormat(), MessagesFormat(), OpenAIFormat(),
+                                                  HFFormat(), ProVisionFormat())}
+ALIASES = {"llamafactory": "sharegpt"}
+MERGE_FORMATS = ("llava", "sharegpt", "messages", "openai")
+"""Formats that can hold a per-image conversation (``merge_per_image``)."""
 MANIFEST = "export.json"
 
 
@@ -91,6 +99,8 @@ class ExportSummary:
     per_program: Counter = field(default_factory=Counter)
     per_question_type: Counter = field(default_factory=Counter)
     notes: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)
+    """Records the target cannot take, by reason (not written)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": self.format, "records": self.records, "files": self.files,
@@ -98,7 +108,7 @@ class ExportSummary:
                 "per_family": dict(sorted(self.per_family.items())),
                 "per_program": dict(sorted(self.per_program.items())),
                 "per_question_type": dict(sorted(self.per_question_type.items())),
-                "notes": dict(sorted(self.notes.items()))}
+                "notes": dict(sorted(self.notes.items())), "skipped": dict(sorted(self.skipped.items()))}
 
 
 def find_manifest(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -117,20 +127,77 @@ def find_manifest(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 def _rendered(src: str | os.PathLike[str], options: ExportOptions, summary: ExportSummary) -> Iterator[Rendered]:
     for qa, where in iter_qa(src):
-        item = render(qa, options, where, summary.notes)
-        summary.records += 1
-        summary.per_split[item.split] += 1
+        try:
+            item = render(qa, options, where, summary.notes)
+        except Skip as exc:
+            summary.skipped[str(exc)] += 1
+            continue
         summary.per_family[qa.family] += 1
         summary.per_program[qa.program] += 1
         summary.per_question_type[qa.question_type] += 1
         yield item
 
 
-def export(src: str | os.PathLike[str], out: str | os.PathLike[str], fmt: str = "llava",
+def merge_turn_key(item: Rendered) -> int:
+    """Where a record's turns go in its image's conversation: a hash of its id (independent of input order)."""
+    from programs.base import stable_int
+
+    return stable_int(f"merge:{item.qa.id}")
+
+
+def merge_group(group: list[Rendered], options: ExportOptions) -> Rendered:
+    """One conversation of the records of one image: their turns, in :func:`merge_turn_key` order."""
+    group = sorted(group, key=lambda it: (merge_turn_key(it), it.id))
+    first = group[0]
+    rid = safe_id(first.qa.images[0])
+    turns = tuple(t for item in group for t in item.turns)
+    return Rendered(id=rid, qa=first.qa, images=first.images, image_files=first.image_files, system=first.system,
+                    turns=turns, placement=placement_for(rid, options.placement, options.placement_seed),
+                    split=first.split, image_label=first.image_label, image_field=first.image_field)
+
+
+def merged_per_image(items: Iterator[Rendered], options: ExportOptions, summary: ExportSummary) -> Iterator[Rendered]:
+    """The single-image records of each image as one conversation (records of several images pass as
+    they are). The records of one image must come together (as generate writes them)."""
+    group: list[Rendered] = []
+    done: set[str] = set()
+    for item in items:
+        if len(item.qa.images) != 1:
+            yield item
+            continue
+        key = item.qa.images[0]
+        if group and group[0].qa.images[0] != key:
+            done.add(group[0].qa.images[0])
+            summary.notes["records merged into per-image conversations"] += len(group)
+            yield merge_group(group, options)
+            group = []
+        if key in done:
+            raise ExportError(f"record {item.qa.id}: the records of image {key} are not together in the input; "
+                              "merge_per_image needs them in a row (as generate writes them)")
+        group.append(item)
+    if group:
+        summary.notes["records merged into per-image conversations"] += len(group)
+        yield merge_group(group, options)
+
+
+def _counted(items: Iterator[Rendered], summary: ExportSummary) -> Iterator[Rendered]:
+    for item in items:
+        summary.records += 1
+        summary.per_split[item.split] += 1
+        yield item
+
+
+def export(src: str | os.PathLike[str], out: str | os.PathLike[str], fmt: str | None = None,
            options: ExportOptions | None = None) -> ExportSummary:
-    """Write every QA record under ``src`` to ``out`` in format ``fmt``; returns the counts."""
+    """Write every QA record under ``src`` to ``out`` in format ``fmt`` (default: the target's, else
+    ``llava``); returns the counts."""
     options = options or ExportOptions()
+    target = get_target(options.target)
+    fmt, options = resolve(target, fmt, options)
     format_ = get_format(fmt)
+    if options.merge_per_image and format_.name not in MERGE_FORMATS:
+        raise ExportError(f"merge_per_image writes conversations: use one of {', '.join(MERGE_FORMATS)}, "
+                          f"not {format_.name}")
     if options.system_prompt is not None and not format_.system_turn:
         raise ExportError(f"the {format_.name} format has no system turn; drop --system-prompt or use "
                           "sharegpt, messages or hf")
@@ -143,7 +210,22 @@ def export(src: str | os.PathLike[str], out: str | os.PathLike[str], fmt: str = 
     old = find_manifest(out) if (out / MANIFEST).exists() else None
     summary = ExportSummary(format_.name)
     clear_image_cache()
-    summary.files = format_.write(_rendered(src, options, summary), out, options)
+    items = _rendered(src, options, summary)
+    if options.merge_per_image:
+        items = merged_per_image(items, options, summary)
+    summary.files = format_.write(_counted(items, summary), out, options)
+    trainer = None
+    if target.name:
+        def write_text(path: Path, text: str) -> None:
+            with atomic_write(path) as f:
+                f.write(text.encode())
+
+        for name in write_trainer_files(target, out, summary.files, options, write_text):
+            summary.files[name] = 0
+        trainer = trainer_settings(target, out, summary.files, options)
+        log.info("%s: %s", target.name, ", ".join(f"{k}={v}" for k, v in trainer.items()))
+    for reason, n in sorted(summary.skipped.items()):
+        log.warning("skipped %d %s", n, reason)
     for split in options.splits:
         if not summary.per_split[split]:
             log.warning("the %s split is empty (%d records in all)", split, summary.records)
@@ -157,6 +239,8 @@ def export(src: str | os.PathLike[str], out: str | os.PathLike[str], fmt: str = 
                     break
                 parent.rmdir()
     manifest = {"stage": "export", "source": str(src.resolve()), "options": options.to_dict(), **summary.to_dict()}
+    if trainer is not None:
+        manifest["trainer"] = trainer
     with atomic_write(out / MANIFEST) as f:
         f.write((json.dumps(manifest, indent=2) + "\n").encode())
     return summary

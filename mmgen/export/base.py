@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Iterator
+from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 from scene_graphs.io import atomic_write
 
@@ -31,6 +31,8 @@ class Turn:
     """Image markers (``<image>`` tokens or image content parts) in this turn."""
     placement: str | None = None
     """``start`` / ``end`` when all markers sit before / after the text, else None."""
+    labels: tuple[str, ...] = ()
+    """The label written before each ``<image>`` token (``"Image 1: "``, or ``""``), for token formats."""
 
 
 @dataclass
@@ -115,6 +117,10 @@ class JsonFormat(Format):
     def record(self, item: Rendered) -> dict[str, Any]:
         raise NotImplementedError
 
+    def recorder(self, options: ExportOptions) -> Callable[[Rendered], dict[str, Any]]:
+        """The function that makes one record (``record`` unless the options change it)."""
+        return self.record
+
     def after_write(self, out: Path, files: dict[str, str], options: ExportOptions) -> list[str]:
         """Extra files beside the data (e.g. ``dataset_info.json``); returns their names."""
         return []
@@ -128,8 +134,9 @@ class JsonFormat(Format):
         with contextlib.ExitStack() as stack:  # every file renamed into place only if all succeed
             writers = {split: JsonRecordWriter(stack.enter_context(atomic_write(out / name)), options.jsonl)
                        for split, name in names.items()}
+            make = self.recorder(options)
             for item in items:
-                writers[item.split].write(self.record(item))
+                writers[item.split].write(make(item))
             for w in writers.values():
                 w.close()
         counts = {names[s]: w.count for s, w in writers.items()}

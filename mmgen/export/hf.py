@@ -16,6 +16,10 @@ options, rationale applied), ``image_paths`` (relative paths), and the QA record
 ``answer_index``, ``rationale``, and ``extensions``: the lineage later stages added to the record
 (``evolved``, ``curation``...) as a JSON object in a string, null when there is none.
 
+The parquet metadata names the features in the form every ``datasets`` version we support reads
+(:func:`feature_dict`: plain lists, no ``List`` feature type), so a file written under datasets 5.x
+loads under 2.19 and 3.x.
+
 Embedding copies an image into every record that uses it: with many questions per image, ``path``
 mode keeps the files small. Written in bounded memory: rows go out in row groups per file.
 ``datasets`` and ``pyarrow`` (the ``hf`` extra) are imported only here.
@@ -56,19 +60,46 @@ def require_hf() -> tuple[Any, Any, Any]:
         raise ExportError(str(exc)) from None
 
 
-def features() -> Any:
-    """The dataset's ``datasets.Features`` (its Arrow schema carries them, so loaders get ``Image()``)."""
-    require_hf()
-    from datasets import Features, Image, Sequence, Value
+def _value(dtype: str = "string") -> dict[str, str]:
+    return {"dtype": dtype, "_type": "Value"}
 
-    message = {"role": Value("string"), "content": [{"type": Value("string"), "text": Value("string")}]}
-    string = Value("string")
-    return Features({
-        "id": string, "images": Sequence(Image()), "messages": [message], "image_paths": Sequence(string),
+
+def feature_dict() -> dict[str, Any]:
+    """The columns' ``datasets`` features as serialized in the parquet metadata, written in the form every
+    ``datasets`` version reads (2.19 to 5.x): a list column is a JSON list ``[feature]``, never the
+    ``{"_type": "List"}`` that datasets 4+ writes and datasets 3.x and older cannot read (nor
+    ``Sequence`` of a struct, which older versions store as a struct of lists)."""
+    string = _value()
+    message = {"role": string, "content": [{"type": string, "text": string}]}
+    return {
+        "id": string, "images": [{"_type": "Image"}], "messages": [message], "image_paths": [string],
         "program": string, "family": string, "template": string, "question_type": string, "answer_type": string,
-        "question": string, "answer": string, "options": Sequence(string), "answer_index": Value("int32"),
+        "question": string, "answer": string, "options": [string], "answer_index": _value("int32"),
         "rationale": string, "extensions": string,
-    })
+    }
+
+
+def arrow_schema(pa: Any) -> Any:
+    """The parquet files' Arrow schema (lists of structs, ``Image()`` as ``{bytes, path}``), carrying
+    :func:`feature_dict` as its ``huggingface`` metadata so loaders decode ``images`` as images."""
+    text = pa.string()
+    image = pa.struct([("bytes", pa.binary()), ("path", text)])
+    part = pa.struct([("type", text), ("text", text)])
+    message = pa.struct([("role", text), ("content", pa.list_(part))])
+    types = {"id": text, "images": pa.list_(image), "messages": pa.list_(message), "image_paths": pa.list_(text),
+             "options": pa.list_(text), "answer_index": pa.int32()}
+    names = list(feature_dict())
+    fields = [pa.field(n, types.get(n, text)) for n in names]
+    meta = {"info": {"features": feature_dict()}}
+    return pa.schema(fields, metadata={b"huggingface": json.dumps(meta).encode()})
+
+
+def features() -> Any:
+    """The dataset's ``datasets.Features`` (as the installed ``datasets`` reads :func:`feature_dict`)."""
+    require_hf()
+    from datasets import Features
+
+    return Features.from_dict(feature_dict())
 
 
 def config_name(family: str) -> str:
@@ -172,7 +203,7 @@ class HFFormat(Format):
         if options.image_root is None:
             raise ExportError("the hf format needs --image-root (to embed or locate the images)")
         _, pa, pq = require_hf()
-        schema = features().arrow_schema
+        schema = arrow_schema(pa)
         read_image = _ImageReader()
         programs: dict[str, Counter] = {}
         parts: dict[tuple[str, str], _PartWriter] = {}

@@ -1,7 +1,9 @@
 """LLaVA format: ``{"id", "image", "conversations": [{"from": "human"|"gpt", "value"}]}``.
 
 ``image`` is a path relative to the image root (LLaVA's ``--image_folder``), or a list of paths for a
-multi-image record (LLaVA-OneVision / LLaVA-NeXT-Interleave style). The first human turn holds one
+multi-image record (LLaVA-OneVision / LLaVA-NeXT-Interleave style). A file holding both is not read by
+``datasets.load_dataset("json")`` (4.x): ``--target llava-onevision`` always writes a list, ``--target
+llava-1.5`` always one path (records of several images skipped). The first human turn holds one
 ``<image>`` token per image, in order. LLaVA's format has no system turn.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .base import JsonFormat, Malformed, RecordView, Turn, require
-from .render import IMAGE_TOKEN, Rendered, add_image_tokens, strip_image_tokens
+from .render import IMAGE_TOKEN, Rendered, add_image_tokens, image_labels, strip_image_tokens
 
 SHAREGPT_ROLES = {"human": "human", "gpt": "gpt", "system": "system"}
 
@@ -20,7 +22,7 @@ def sharegpt_turns(item: Rendered) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     for n, (q, a) in enumerate(item.turns):
         if n == 0:
-            q = add_image_tokens(q, len(item.images), item.placement)
+            q = add_image_tokens(q, len(item.images), item.placement, item.image_label)
         out.append({"from": "human", "value": q})
         out.append({"from": "gpt", "value": a})
     return out
@@ -31,8 +33,9 @@ def token_turn(role: str, value: str) -> Turn:
     text, markers = strip_image_tokens(value)
     placement = None
     if markers:
-        placement = "start" if value.startswith(IMAGE_TOKEN) else "end" if value.endswith(IMAGE_TOKEN) else None
-    return Turn(role, text, markers, placement)
+        placement = ("start" if text and value.endswith(text) else "end" if text and value.startswith(text)
+                     else "start" if value.startswith(IMAGE_TOKEN) else "end" if value.endswith(IMAGE_TOKEN) else None)
+    return Turn(role, text, markers, placement, tuple(image_labels(value)) if markers else ())
 
 
 def read_sharegpt_turns(raw: dict[str, Any], key: str = "conversations") -> list[Turn]:
@@ -67,7 +70,10 @@ class LlavaFormat(JsonFormat):
     summary = "LLaVA: {id, image, conversations[{from, value}]} with <image> tokens"
 
     def record(self, item: Rendered) -> dict[str, Any]:
-        image: str | list[str] = item.images[0] if len(item.images) == 1 else list(item.images)
+        if item.image_field == "list" or (item.image_field == "auto" and len(item.images) > 1):
+            image: str | list[str] = list(item.images)
+        else:
+            image = item.images[0]
         return {"id": item.id, "image": image, "conversations": sharegpt_turns(item)}
 
     def view(self, raw: Any) -> RecordView:

@@ -16,6 +16,11 @@ ANSWER_STYLES = ("letter", "letter_text", "text")
 HF_IMAGE_MODES = ("embed", "path")
 """``embed``: image bytes inside the parquet files; ``path``: absolute paths below the image root."""
 SPLITS = ("train", "val")
+STYLES = ("plain", "think")
+"""How answers are written: ``plain``, or ``think``: ``<think>\n<rationale>\n</think>\n\n<answer>``."""
+IMAGE_URL_MODES = ("path", "data")
+"""openai: ``path`` writes the image path as the URL (give ``--path-prefix https://host/images/`` for a real
+URL); ``data`` embeds the image as a base64 ``data:`` URL (needs the image root)."""
 
 
 class ExportError(ValueError):
@@ -49,16 +54,27 @@ class ExportOptions:
     hf_images: str = "embed"
     check_images: bool = True
     """With ``image_root``: fail on a record whose image file is missing."""
+    target: str | None = None
+    """The trainer/model family the files are for (:mod:`mmgen.export.targets`): it fixes the format,
+    image-token labels, box syntax and path style; None for the plain format."""
+    style: str = "plain"
+    merge_per_image: bool = False
+    """One conversation per image (LLaVA-665k layout): the single-image records of an image become the
+    turns of one record, in a deterministic order (a hash of each record id)."""
+    image_urls: str = "path"
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("placement", self.placement, PLACEMENTS),
                                      ("option_style", self.option_style, OPTION_STYLES),
                                      ("answer_style", self.answer_style, ANSWER_STYLES),
-                                     ("hf_images", self.hf_images, HF_IMAGE_MODES)):
+                                     ("hf_images", self.hf_images, HF_IMAGE_MODES),
+                                     ("style", self.style, STYLES), ("image_urls", self.image_urls, IMAGE_URL_MODES)):
             if value not in allowed:
                 raise ExportError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ExportError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.style == "think" and self.rationale:
+            raise ExportError("rationale and the think style both write the rationale: choose one")
         if self.system_prompt is not None and not self.system_prompt.strip():
             raise ExportError("system_prompt is empty")
         if self.image_root is not None:

@@ -42,7 +42,11 @@ from .options import ExportError, ExportOptions
 
 IMAGE_TOKEN = "<image>"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-_TOKEN_WITH_NEWLINE = re.compile(r"(?:Image \d+: )?<image>\n?|\n?(?:Image \d+: )?<image>")
+_LABEL = r"(?:Image[ -]\d+: )"
+_TOKEN_WITH_NEWLINE = re.compile(rf"{_LABEL}?<image>\n?|\n?{_LABEL}?<image>")
+_LABELLED_TOKEN = re.compile(rf"({_LABEL}?)<image>")
+DEFAULT_LABEL = "Image {k}: "
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 _TURN_STEP = re.compile(r"(?:^|\s)Turn (\d+): ")
 
 
@@ -63,6 +67,10 @@ class Rendered:
     placement: str
     """``start`` or ``end``: where the image tokens/parts go in the first human turn."""
     split: str
+    image_label: str = DEFAULT_LABEL
+    """Written before each token of a record of several images (``{k}`` from 1; the target's)."""
+    image_field: str = "auto"
+    """llava format: ``str``, ``list`` or ``auto`` (a list for several images; the target's)."""
 
 
 # --------------------------------------------------------------------------------------- ids, splits
@@ -91,17 +99,23 @@ def placement_for(record_id: str, placement: str, seed: int = 0) -> str:
 
 
 # --------------------------------------------------------------------------------------- image tokens
-def image_markers(count: int) -> list[str]:
+def image_markers(count: int, label: str = DEFAULT_LABEL) -> list[str]:
     """The image tokens of a record: ``<image>`` for one image; ``Image 1: <image>``, ``Image 2: <image>``...
-    for several, so that questions and answers saying "Image 2" name an image the prompt labels."""
+    for several, so that questions and answers saying "Image 2" name an image the prompt labels
+    (``label`` is the target's: InternVL's is ``Image-1: ``)."""
     if count == 1:
         return [IMAGE_TOKEN]
-    return [f"Image {k}: {IMAGE_TOKEN}" for k in range(1, count + 1)]
+    return [label.format(k=k) + IMAGE_TOKEN for k in range(1, count + 1)]
 
 
-def add_image_tokens(text: str, count: int, placement: str) -> str:
+def image_labels(text: str) -> list[str]:
+    """The label before each image token of ``text`` (``""`` for a bare token), in order."""
+    return _LABELLED_TOKEN.findall(text)
+
+
+def add_image_tokens(text: str, count: int, placement: str, label: str = DEFAULT_LABEL) -> str:
     """``text`` with ``count`` image tokens (:func:`image_markers`) at its start or end, one per line."""
-    markers = image_markers(count)
+    markers = image_markers(count, label)
     if placement == "start":
         return "".join(f"{m}\n" for m in markers) + text
     return text + "".join(f"\n{m}" for m in markers)
@@ -160,6 +174,11 @@ def split_turn_rationales(rationale: str, turns: int) -> list[str] | None:
 
 def with_rationale(rationale: str, answer: str) -> str:
     return f"{rationale}\nAnswer: {answer}"
+
+
+def with_thinking(rationale: str, answer: str) -> str:
+    """The think style: ``<think>\\n<rationale>\\n</think>\\n\\n<answer>`` (as R1-style models write)."""
+    return f"{THINK_OPEN}\n{rationale}\n{THINK_CLOSE}\n\n{answer}"
 
 
 # --------------------------------------------------------------------------------------- images
@@ -250,12 +269,13 @@ def render_turns(qa: QA, options: ExportOptions, where: str, notes: Counter) -> 
             raise ExportError(f"{where}: record {qa.id}: option {i} is {qa.options[i]!r}, not the answer "
                               f"{turns[0][1]!r}")
         turns[0] = (mc_question(turns[0][0], qa.options, options), mc_answer(qa.options, i, options))
-    if options.rationale:
+    if options.rationale or options.style == "think":
         steps = [qa.rationale.strip()] if len(turns) == 1 else split_turn_rationales(qa.rationale, len(turns))
         if steps is None or not all(steps):
             notes["answers without rationale (rationale missing or not split per turn)"] += 1
         else:
-            turns = [(q, with_rationale(s, a)) for (q, a), s in zip(turns, steps)]
+            join = with_thinking if options.style == "think" else with_rationale
+            turns = [(q, join(s, a)) for (q, a), s in zip(turns, steps)]
     for n, (q, a) in enumerate(turns, 1):
         for role, text in (("question", q), ("answer", a)):
             if not isinstance(text, str) or not text.strip():
@@ -266,11 +286,19 @@ def render_turns(qa: QA, options: ExportOptions, where: str, notes: Counter) -> 
 
 
 def render(qa: QA, options: ExportOptions, where: str, notes: Counter | None = None) -> Rendered:
-    """Everything a format needs to write one record."""
+    """Everything a format needs to write one record (in the target's terms, :mod:`mmgen.export.targets`);
+    raises :class:`~mmgen.export.targets.Skip` for a record the target cannot take."""
+    from .targets import Skip, apply, get_target, unconverted
+
     notes = notes if notes is not None else Counter()
+    target = get_target(options.target)
     rid = safe_id(qa.id)
     images, files = image_paths(qa, options, where)
-    return Rendered(id=rid, qa=qa, images=images, image_files=files, system=options.system_prompt,
-                    turns=render_turns(qa, options, where, notes),
+    written = apply(target, qa, files) if target.name else qa
+    turns = render_turns(written, options, where, notes)
+    if unconverted(target, [t for pair in turns for t in pair]):
+        raise Skip(f"records of several images with boxes ({target.name} boxes are pixels of one image)")
+    return Rendered(id=rid, qa=qa, images=images, image_files=files, system=options.system_prompt, turns=turns,
                     placement=placement_for(rid, options.placement, options.placement_seed),
-                    split=split_of(qa, options.val_fraction, options.split_seed))
+                    split=split_of(qa, options.val_fraction, options.split_seed),
+                    image_label=target.image_label, image_field=target.image_field)
