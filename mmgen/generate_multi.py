@@ -57,6 +57,9 @@ GRAPH_CACHE = 256
 def confident_labels(data: dict[str, Any], min_score: float, confident_score: float) -> list[str]:
     """Labels of a serialized graph whose every object (above ``min_score``) is confident: what
     ``GraphView.countable_labels`` gives, read from the raw record without building the graph."""
+    from programs.base import raw_thresholds, score_source  # the thresholds on this graph's score scale
+
+    min_score, confident_score = raw_thresholds(score_source(data.get("provenance")), min_score, confident_score)
     seen: dict[str, bool] = {}
     for o in data.get("objects") or ():
         score = o.get("score", 1.0)

@@ -37,6 +37,10 @@ Rules every program gets from this module (write new rules here, not in programs
 * **Perception uncertainty**: objects scoring below ``min_score`` do not exist for programs; labels
   with any object in the uncertain band ``[min_score, confident_score)`` are not counted or asked about
   for existence (the program abstains and the abstention is counted).
+* **Score calibration**: both thresholds are on our own detector's scale. Scores from another source
+  (ProVision's open-vocabulary detector runs low) are compared with the thresholds mapped back through
+  that source's curve in ``data/calibration.json`` (:func:`score_source`, :func:`raw_thresholds`);
+  :class:`GraphView` applies it, so every program sees the calibrated thresholds as ``view.config``.
 * **Evidence of absence**: "no", "0", "lacks", "not all contain" are said of a label only when
   :meth:`GraphView.confirms_absent` (the annotator searched for it and saw nothing, not even faintly);
   otherwise the program abstains and counts it ("no evidence of absence"). Counts are not given for a
@@ -46,10 +50,13 @@ Rules every program gets from this module (write new rules here, not in programs
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass, field, replace
+from functools import cached_property, lru_cache
+from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -94,6 +101,79 @@ class ProgramConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+# --------------------------------------------------------------------------------------- calibration
+CALIBRATION_FILE = Path(__file__).parent / "data" / "calibration.json"
+OWN_ANNOTATOR = "scene_graphs.perception"
+"""The source whose scale the thresholds are written in (identity curve)."""
+
+Knots = tuple[tuple[float, float], ...]
+
+
+def score_source(provenance: Mapping[str, Any] | None) -> str:
+    """The annotation source of a graph's object scores, as ``data/calibration.json`` names it:
+    :data:`OWN_ANNOTATOR` when one of our annotator's stages filled the objects, ``import:<format>``
+    for imported objects, else the provenance's ``annotator`` (``""`` when there is none)."""
+    prov = provenance if isinstance(provenance, Mapping) else {}
+    stages = prov.get("stages")
+    if isinstance(stages, Mapping) and any(isinstance(s, Mapping) and "objects" in (s.get("fills") or ())
+                                           for s in stages.values()):
+        return OWN_ANNOTATOR
+    imported = prov.get("import")
+    if isinstance(imported, Mapping) and isinstance(imported.get("format"), str):
+        return f"import:{imported['format']}"
+    annotator = prov.get("annotator")
+    return annotator if isinstance(annotator, str) else ""
+
+
+@lru_cache(maxsize=1)
+def calibration_table() -> Mapping[str, Knots]:
+    """Source -> knots ``((raw, calibrated), ...)`` of ``data/calibration.json`` (checked: from (0, 0)
+    to (1, 1), both coordinates strictly increasing)."""
+    data = json.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
+    table: dict[str, Knots] = {}
+    for source, entry in sorted(data["sources"].items()):
+        knots = tuple((float(r), float(c)) for r, c in entry["knots"])
+        increasing = all(r0 < r1 and c0 < c1 for (r0, c0), (r1, c1) in zip(knots, knots[1:]))
+        if len(knots) < 2 or knots[0] != (0.0, 0.0) or knots[-1] != (1.0, 1.0) or not increasing:
+            raise ValueError(f"{CALIBRATION_FILE}: knots of {source!r} must run from [0, 0] to [1, 1], "
+                             f"strictly increasing in both coordinates; got {entry['knots']!r}")
+        table[source] = knots
+    return MappingProxyType(table)
+
+
+def _raw_score(knots: Knots, calibrated: float) -> float:
+    """The raw score that the curve through ``knots`` maps to ``calibrated`` (its inverse)."""
+    for (r0, c0), (r1, c1) in zip(knots, knots[1:]):
+        if calibrated == c0:
+            return r0
+        if calibrated <= c1:
+            return r1 if calibrated == c1 else r0 + (r1 - r0) * (calibrated - c0) / (c1 - c0)
+    return knots[-1][0]
+
+
+@lru_cache(maxsize=1024)
+def raw_thresholds(source: str, min_score: float, confident_score: float) -> tuple[float, float]:
+    """``(min_score, confident_score)`` on the raw scale of ``source`` (unchanged for a source that
+    ``data/calibration.json`` does not list, such as our own annotator)."""
+    knots = calibration_table().get(source)
+    if knots is None:
+        return min_score, confident_score
+    return _raw_score(knots, min_score), _raw_score(knots, confident_score)
+
+
+@lru_cache(maxsize=1024)
+def _config_for(config: ProgramConfig, source: str) -> ProgramConfig:
+    lo, hi = raw_thresholds(source, config.min_score, config.confident_score)
+    if (lo, hi) == (config.min_score, config.confident_score):
+        return config
+    return replace(config, min_score=lo, confident_score=hi)
+
+
+def calibrated_config(config: ProgramConfig, graph: SceneGraph) -> ProgramConfig:
+    """``config`` with its thresholds on the raw scale of ``graph``'s score source."""
+    return _config_for(config, score_source(graph.provenance))
 
 
 @dataclass(frozen=True)
@@ -237,7 +317,9 @@ class GraphView:
 
     def __init__(self, graph: SceneGraph, config: ProgramConfig, stats: Counter | None = None) -> None:
         self.graph = graph
+        config = calibrated_config(config, graph)
         self.config = config
+        """The run's config with the thresholds on this graph's raw score scale (:func:`calibrated_config`)."""
         self.stats: Counter = stats if stats is not None else Counter()
         """Counts abstentions and skips (``"<program>: <reason>"``) for the run summary."""
         self.objects: tuple[Object, ...] = tuple(o for o in graph.objects
