@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import logging
 import mimetypes
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -55,7 +56,7 @@ class OpenAIFormat(JsonFormat):
         if options.image_urls == "path" and not options.path_prefix.startswith(("http://", "https://")):
             log.warning("openai: image URLs are the written paths; OpenAI fetches only http(s) or data URLs "
                         "(give --path-prefix https://HOST/IMAGES/ or --image-urls data)")
-        return super().write(items, out, options)
+        return super().write(items, out, replace(options, jsonl=True))
 
     def recorder(self, options: ExportOptions) -> Callable[[Rendered], dict[str, Any]]:
         return lambda item: self.record(item, options.image_urls)
