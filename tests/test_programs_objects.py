@@ -350,3 +350,36 @@ def test_any_valid_graph_gives_well_formed_records(graph):
             assert len(set(qa.options)) == len(qa.options)
             if qa.options:
                 assert qa.options[qa.answer_index] == qa.answer
+
+
+# =========================================================================== entangled groups
+GROUP_PROGRAMS = ("single.leftmost", "single.rightmost", "single.topmost", "single.bottommost",
+                  "single.closest_to_center", "single.largest", "single.smallest")
+
+
+def test_group_questions_never_compare_a_thing_with_what_holds_it():
+    """The cup on a table that fills the picture: "which is the most central / lowest, the table or the cup?"
+    has no answer for the eye (the cup is on it); the cup and the bus, side by side, still compare."""
+    g = make_graph([obj("t", "dining table", (0, 0, 200, 100)), obj("c", "cup", (80, 10, 120, 70)),
+                    obj("b", "bus", (150, 60, 198, 98))])
+    view = GraphView(g, CONFIG)
+    asked = 0
+    for pid in GROUP_PROGRAMS:
+        p = get_program(pid)
+        assert p.solve(view, {"object_ids": ["t", "c"]}) is None, pid
+        assert p.solve(view, {"object_ids": ["c", "t", "b"]}) is None, pid
+        for plan in p.candidates(view):
+            asked += 1
+            assert {"t", "c"} - set(plan["object_ids"]), (pid, plan)
+    assert get_program("single.bottommost").solve(view, {"object_ids": ["c", "b"]}) is not None
+    assert asked
+
+
+def test_group_questions_have_no_entangled_pair(graphs_for_groups=graph_pool(seed=5)):
+    from programs.predicates import entangled
+
+    for pid in GROUP_PROGRAMS:
+        p = get_program(pid)
+        for g, view, plan, _ in all_plans(p, graphs_for_groups):
+            ids = plan["object_ids"]
+            assert not any(entangled(view, a, b) for i, a in enumerate(ids) for b in ids[i + 1:]), (pid, plan)

@@ -29,6 +29,7 @@ from ..common import (  # noqa: F401  (is_confident, norm_box: re-exported for t
     unit_boxes,
 )
 from ..grammar import count_phrase, fmt_box, join, plural, with_article
+from ..predicates import entangled
 from ..refer import Referent, refer
 from ..scenes import COCO_CATEGORIES, may_name_same, plausible_absent
 
@@ -392,7 +393,9 @@ def extreme_winner(view: GraphView, objs: Sequence[Object], axis: int, sign: int
 
 
 class GroupQuestion(Program):
-    """Shared machinery: a question over 2-4 nameable objects with distinct labels, one of which wins."""
+    """Shared machinery: a question over 2-4 nameable objects with distinct labels, one of which wins;
+    never over an entangled pair (:func:`programs.predicates.entangled`: one on, in, held or worn by the other,
+    or its box nested in the other's)."""
 
     family = "objects"
     answer_type = "object"
@@ -406,8 +409,8 @@ class GroupQuestion(Program):
         if not 2 <= len(ids) <= 4 or len(set(ids)) != len(ids) or any(i not in pool for i in ids):
             return None
         clash = spatial_clashes(view)
-        if any((a, b) in clash for a, b in itertools.combinations(ids, 2)):
-            return None
+        if any((a, b) in clash or entangled(view, a, b) for a, b in itertools.combinations(ids, 2)):
+            return None  # "the table or the cup, which is the most central?": the cup stands on it
         return [pool[i] for i in ids]
 
     def solved_candidates(self, view: GraphView) -> list[tuple[Plan, Any]]:
