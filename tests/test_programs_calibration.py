@@ -206,7 +206,7 @@ def test_user_thresholds_keep_their_order_and_meaning() -> None:
                              ).confident_score == pytest.approx(0.86)
 
 
-def test_calibrated_records_are_byte_identical_across_hash_seeds(baseball: list[SceneGraph], tmp_path: Path) -> None:
+def test_calibrated_records_are_byte_identical_across_hash_seeds(tmp_path: Path) -> None:
     src = write_provision(tmp_path / "ann")
     script = (
         "import json, sys\n"
