@@ -6,7 +6,8 @@ else in the image shares the value (a detector's graph never lists everything). 
 must *surely* share the anchor's value and every other choice must *surely* differ, by the rule of
 :func:`programs.single.compare_attributes._same_or_different`: one decided value each, "same" only for
 the same word, "different" only for values in different exclusive groups with no trace of the other's
-value at any score. Referring expressions never name the compared category ("the red cup"), no two
+value at any score, and (colours) values that look different for the eye (red and orange are
+neighbours, :func:`programs.common.looks_different`). Referring expressions never name the compared category ("the red cup"), no two
 objects of a question may be one thing and its part or holder (:func:`programs.predicates.entangled`),
 and no two of their labels may name the same thing unless they are equal.
 """
@@ -21,7 +22,7 @@ import numpy as np
 from scene_graphs.model import Object
 
 from ..base import GraphView, Plan, Program, Realized, Template, register
-from ..common import box_text, decided_values, hashed_order, located
+from ..common import box_text, decided_values, hashed_order, located, looks_different
 from ..grammar import capitalize, join
 from ..predicates import entangled
 from ..refer import Referent
@@ -32,6 +33,14 @@ from .objects import MAX_PLANS, MAX_POOL, name_of
 N_CHOICES = (3, 2)
 """Objects offered as choices (one shares the anchor's value), three when the image has them, else two
 (free-form only: multiple choice offers three)."""
+
+
+def _far(view: GraphView, a: Object, b: Object, category: str) -> bool:
+    """Whether each object's decided value looks different from every name of the other, at any score
+    (:func:`programs.common.looks_different`: red and orange are neighbours; always true outside colour)."""
+    dec = decided_values(view)
+    return (looks_different(category, dec[(a.id, category)][0], [x.name for x in b.attributes])
+            and looks_different(category, dec[(b.id, category)][0], [x.name for x in a.attributes]))
 
 
 def _clash(a: Object, b: Object) -> bool:
@@ -72,6 +81,8 @@ class SameAttributeAs(Program):
         verdicts = [_same_or_different(view, objs[0], o, c) for o in objs[1:]]
         if any(v is None for v in verdicts) or verdicts.count(True) != 1:
             return None
+        if not all(v or _far(view, objs[0], o, c) for v, o in zip(verdicts, objs[1:])):
+            return None  # a red mug and an orange plate: "not the same colour" is not clear to the eye
         pairs = list(zip(objs, refs))
         return pairs[0], pairs[1:], verdicts.index(True)  # type: ignore[return-value]
 
