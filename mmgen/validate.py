@@ -241,7 +241,7 @@ def validate(path: str | os.PathLike[str], fmt: str | None = None, image_root: s
                     if root is None or i >= len(view.images) or not isinstance(view.images[i], str):
                         return None
                     file = root / _below_prefix(view.images[i], prefix)
-                    return targets_.resized_size(file) if file.is_file() else None
+                    return targets_.resized_size(file, recorded.get("max_pixels")) if file.is_file() else None
 
                 for message in (check_turns(view, marker) + format_.check(view)
                                 + targets_.check(target_, raw, view, style, size)):

@@ -130,6 +130,25 @@ def test_smart_resize_matches_qwen25_processor_defaults(height: int, width: int,
     assert (h, w) == resized and h % 28 == 0 and w % 28 == 0 and 56 * 56 <= h * w <= 16384 * 28 * 28
 
 
+def test_smart_resize_agrees_with_transformers() -> None:
+    qwen = pytest.importorskip("transformers.models.qwen2_vl.image_processing_qwen2_vl")
+    sizes = [(h, w) for h in range(30, 3000, 113) for w in range(30, 5000, 157) if max(h, w) / min(h, w) < 200]
+    for max_pixels in (16384 * 28 * 28, 1280 * 28 * 28):
+        assert all(smart_resize(h, w, max_pixels=max_pixels) == tuple(qwen.smart_resize(h, w, 28, 3136, max_pixels))
+                   for h, w in sizes)
+
+
+def test_max_pixels_gives_the_frame_of_the_trainer(tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    root.mkdir()
+    Image.new("RGB", (2000, 1000)).save(root / "a.png")
+    out, _ = export_records(tmp_path, [ground_qa(0, mc=False)], root, target="qwen2.5-vl", max_pixels=200 * 28 * 28)
+    # 2000 x 1000 with at most 156800 pixels: smart_resize gives 560 x 280 (w x h)
+    assert human_gpt(next(iter_json_records(out / "train.json")))[1] == "[156, 122, 236, 181]"
+    assert "image_max_pixels: 156800" in (out / "llamafactory_args.yaml").read_text()
+    assert validate(out).ok
+
+
 def test_pixel_boxes_use_the_exif_oriented_size(tmp_path: Path) -> None:
     path = tmp_path / "rot.jpg"
     exif = Image.Exif()
@@ -147,8 +166,15 @@ def test_qwen25_needs_the_image_root(tmp_path: Path) -> None:
 def test_qwen25_skips_records_of_several_images_that_show_boxes(tmp_path: Path, root: Path) -> None:
     multi = make_qa(9, images=("00000000000000aa", "00000000000000bb"), paths=("a.png", "b.png"),
                     question="Which image has the cup at [0.10, 0.20, 0.30, 0.40]?", answer="Image 1")
-    out, summary = export_records(tmp_path, [ground_qa(0), multi, mixed_records()[-1]], root, target="qwen2.5-vl")
-    assert summary.records == 2 and sum(summary.skipped.values()) == 1
+    boxed_rationale = replace(mixed_records()[-1], rationale="Image 1 has a cup at [0.10, 0.20, 0.30, 0.40].")
+    out, summary = export_records(tmp_path, [ground_qa(0), multi, boxed_rationale], root, target="qwen2.5-vl",
+                                  style="think")
+    assert summary.records == 2 and summary.skipped == {
+        "records of several images with boxes (qwen2.5-vl boxes are pixels of one image)": 1}
+    # a box only in the rationale: the record stays, its answer plain (counted)
+    assert summary.notes["answers without rationale (its boxes are in no one image's pixels)"] == 1
+    kept = {v.id: v for v in read_export(out)}[safe_id(boxed_rationale.id)]
+    assert kept.turns[-1].text == "Image 1"
     assert validate(out).ok
 
 

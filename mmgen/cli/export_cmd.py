@@ -30,6 +30,9 @@ TARGET_CHOICES = ("llava-1.5", "llava-onevision", "qwen2-vl", "qwen2.5-vl", "int
               help="think: answers are <think>\\n<rationale>\\n</think>\\n\\n<answer>.")
 @click.option("--merge-per-image", is_flag=True,
               help="One conversation per image (LLaVA-665k): an image's single-image records become its turns.")
+@click.option("--max-pixels", type=click.IntRange(min=3136), default=None,
+              help="qwen2.5-vl: the max_pixels training runs with (pixel boxes are in the frame the processor "
+                   "resizes to; default 12845056, the released checkpoints').")
 @click.option("--image-urls", type=click.Choice(IMAGE_URL_MODES), default="path", show_default=True,
               help="openai: the written path as URL (with --path-prefix https://...), or base64 data URLs.")
 @click.option("-o", "--output", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
@@ -58,7 +61,8 @@ TARGET_CHOICES = ("llava-1.5", "llava-onevision", "qwen2-vl", "qwen2.5-vl", "int
 @click.option("--hf-images", type=click.Choice(HF_IMAGE_MODES), default="embed", show_default=True,
               help="hf: embed image bytes, or store absolute paths below --image-root.")
 @click.option("--no-image-check", is_flag=True, help="Do not check that image files exist.")
-def command(qa: Path, fmt: str | None, target: str | None, style: str, merge_per_image: bool, image_urls: str,
+def command(qa: Path, fmt: str | None, target: str | None, style: str, merge_per_image: bool, max_pixels: int | None,
+            image_urls: str,
             out: Path, image_root: Path | None, path_prefix: str, jsonl: bool,
             image_placement: str, placement_seed: int, option_style: str, answer_style: str, mc_instruction: bool,
             rationale: bool, system_prompt: str | None, val_fraction: float, split_seed: int, hf_images: str,
@@ -80,7 +84,8 @@ def command(qa: Path, fmt: str | None, target: str | None, style: str, merge_per
                             mc_instruction=mc_instruction, rationale=rationale, system_prompt=system_prompt,
                             val_fraction=val_fraction, split_seed=split_seed, hf_images=hf_images,
                             check_images=not no_image_check, target=target, style=style,
-                            merge_per_image=merge_per_image, image_urls=image_urls)
+                            merge_per_image=merge_per_image, image_urls=image_urls,
+                            max_pixels=max_pixels)
     summary = export(qa, out, fmt, options)
     splits = ", ".join(f"{n} {s}" for s, n in sorted(summary.per_split.items()))
     log.info("%d records (%s) -> %s [%s]", summary.records, splits or "none", out, summary.format)

@@ -62,6 +62,8 @@ class ExportOptions:
     """One conversation per image (LLaVA-665k layout): the single-image records of an image become the
     turns of one record, in a deterministic order (a hash of each record id)."""
     image_urls: str = "path"
+    max_pixels: int | None = None
+    """qwen2.5-vl: the processor's ``max_pixels`` the pixel boxes are computed for (None: 12845056)."""
 
     def __post_init__(self) -> None:
         for name, value, allowed in (("placement", self.placement, PLACEMENTS),
@@ -73,6 +75,8 @@ class ExportOptions:
                 raise ExportError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ExportError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.max_pixels is not None and self.max_pixels < 56 * 56:
+            raise ExportError(f"max_pixels must be at least {56 * 56}, got {self.max_pixels}")
         if self.style == "think" and self.rationale:
             raise ExportError("rationale and the think style both write the rationale: choose one")
         if self.system_prompt is not None and not self.system_prompt.strip():

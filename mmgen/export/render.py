@@ -31,7 +31,7 @@ import os
 import posixpath
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -294,10 +294,15 @@ def render(qa: QA, options: ExportOptions, where: str, notes: Counter | None = N
     target = get_target(options.target)
     rid = safe_id(qa.id)
     images, files = image_paths(qa, options, where)
-    written = apply(target, qa, files) if target.name else qa
-    turns = render_turns(written, options, where, notes)
+    written = apply(target, qa, files, options.max_pixels) if target.name else qa
+    counted: Counter = Counter()
+    turns = render_turns(written, options, where, counted)
+    if unconverted(target, [t for pair in turns for t in pair]) and (options.rationale or options.style == "think"):
+        counted = Counter({"answers without rationale (its boxes are in no one image's pixels)": 1})
+        turns = render_turns(written, replace(options, rationale=False, style="plain"), where, counted)
     if unconverted(target, [t for pair in turns for t in pair]):
         raise Skip(f"records of several images with boxes ({target.name} boxes are pixels of one image)")
+    notes.update(counted)
     return Rendered(id=rid, qa=qa, images=images, image_files=files, system=options.system_prompt, turns=turns,
                     placement=placement_for(rid, options.placement, options.placement_seed),
                     split=split_of(qa, options.val_fraction, options.split_seed),

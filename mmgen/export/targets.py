@@ -35,11 +35,14 @@ trl               hf         embedded bytes (or absolute     [0,1]              
 * **Qwen2.5-VL** boxes are absolute pixels of the image *as its processor resizes it*: the image size
   (read from the file, after EXIF orientation, the frame our boxes are in) goes through Qwen2.5-VL's
   ``smart_resize`` with the processor's defaults (sides rounded to multiples of 28, at least
-  ``MIN_PIXELS`` = 3136 and at most ``MAX_PIXELS`` = 12845056 pixels). A trainer that shrinks images
-  first sees another frame: LLaMA-Factory's ``image_max_pixels`` defaults to 768 x 768, so the
-  ``llamafactory_args.yaml`` written beside the data sets it to ``MAX_PIXELS``. The target needs
-  ``--image-root`` (to read the sizes). A record of several images whose texts hold a box is
-  skipped (counted): which image's pixels it means is not known.
+  ``MIN_PIXELS`` = 3136 and at most ``MAX_PIXELS`` = 12845056 pixels, the ``preprocessor_config.json``
+  of the released checkpoints; ``transformers``' own class default is 1003520), or at most
+  ``--max-pixels`` when training runs with another ``max_pixels``. A trainer that shrinks images first
+  sees another frame: LLaMA-Factory's ``image_max_pixels`` defaults to 768 x 768, so the
+  ``llamafactory_args.yaml`` written beside the data sets it to the same limit. The target needs
+  ``--image-root`` (to read the sizes). A record of several images whose question or answer holds a
+  box is skipped (counted): which image's pixels it means is not known; a box only in its rationale
+  makes its answer plain (counted too).
 
 ``mmgen validate`` reads the target from ``export.json`` and checks what it fixes (:func:`check`).
 """
@@ -183,10 +186,10 @@ def oriented_size(path: str) -> tuple[int, int]:
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
-def resized_size(path: str | Path) -> tuple[int, int]:
+def resized_size(path: str | Path, max_pixels: int | None = None) -> tuple[int, int]:
     """(width, height) of the image as Qwen2.5-VL sees it (:func:`smart_resize` of its oriented size)."""
     w, h = oriented_size(str(path))
-    rh, rw = smart_resize(h, w)
+    rh, rw = smart_resize(h, w, max_pixels=max_pixels or MAX_PIXELS)
     return rw, rh
 
 
@@ -244,7 +247,7 @@ def convert_boxes(qa: QA, style: str, size: tuple[int, int] | None) -> QA:
                    rationale=sub(qa.rationale))
 
 
-def apply(target: Target, qa: QA, image_files: Sequence[Path] | None) -> QA:
+def apply(target: Target, qa: QA, image_files: Sequence[Path] | None, max_pixels: int | None = None) -> QA:
     """The record as ``target`` writes it, or :class:`Skip` with the reason."""
     if not target.multi_image and len(qa.images) > 1:
         raise Skip(f"records of several images ({target.name} takes one image path per record)")
@@ -252,7 +255,7 @@ def apply(target: Target, qa: QA, image_files: Sequence[Path] | None) -> QA:
         if len(qa.images) == 1:
             if image_files is None:
                 raise ExportError(f"the {target.name} target needs --image-root (boxes in pixels)")
-            return convert_boxes(qa, "qwen25", resized_size(image_files[0]))
+            return convert_boxes(qa, "qwen25", resized_size(image_files[0], max_pixels))
         return qa  # several images: skipped by the caller if a box is written (which image's pixels?)
     return convert_boxes(qa, target.box_style, None)
 
@@ -305,7 +308,7 @@ def write_trainer_files(target: Target, out: Path, files: dict[str, int], option
         if "template" in settings:
             lines.append(f"template: {settings['template']}")
         if target.box_style == "qwen25":
-            lines.append(f"image_max_pixels: {MAX_PIXELS}  # the frame the pixel boxes are in (smart_resize)")
+            lines.append(f"image_max_pixels: {options.max_pixels or MAX_PIXELS}  # the frame of the pixel boxes")
         write(out / LLAMAFACTORY_ARGS, "\n".join(lines) + "\n")
         return [LLAMAFACTORY_ARGS]
     return []
