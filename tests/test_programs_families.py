@@ -279,6 +279,19 @@ def test_cups_on_the_table():
     assert p.solve(GraphView(_table_scene(weak), CONFIG), plan) is None
 
 
+def test_a_trace_of_the_value_makes_it_unknown():
+    from dataclasses import replace
+
+    g = make_graph([obj("c0", "cup", (10, 10, 40, 40), attrs=(("glass", "material", 0.9),)),
+                    obj("c1", "cup", (60, 10, 90, 40), attrs=(("plastic", "material", 0.9),))])
+    metal = [{"label": "cup", "attrs": [["material", "metal"]]}, {"label": "cup", "attrs": [["material", "glass"]]}]
+    assert _n("single.count_union", g, metal) == 1
+    c1 = g.objects[1]  # a faint "metal" on the plastic cup: it may be metal after all
+    faint = replace(c1, attributes=c1.attributes + (Attribute("metal", "material", 0.1),))
+    traced = g.replace(objects=(g.objects[0], faint))
+    assert _n("single.count_union", traced, metal) is None
+
+
 def test_no_count_against_a_part():
     cat = obj("cat", "cat", (10, 10, 190, 95))
     eyes = [obj("e0", "eye", (60, 30, 70, 40)), obj("e1", "eye", (90, 30, 100, 40))]
@@ -290,6 +303,8 @@ def test_no_count_against_a_part():
     view = GraphView(g, CONFIG)
     assert p.solve(view, {"label": "eye", "predicate": "left of", "anchor_id": "n"}) == 2
     assert p.solve(view, {"label": "cat", "predicate": "left of", "anchor_id": "n"}) is None
+    on_cat = g.replace(relations=rels + (Relation("e0", "on", "cat", 0.9), Relation("e1", "on", "cat", 0.9)))
+    assert p.solve(GraphView(on_cat, CONFIG), {"label": "eye", "predicate": "on", "anchor_id": "cat"}) is None
 
 
 # =========================================================================== same attribute as X
@@ -336,16 +351,17 @@ def test_same_attribute_as_holds_on_any_graph(graph):
 
 
 def test_same_colour_as_hand_made():
-    def scene(plate: str) -> SceneGraph:
+    def scene(plate: str, knife: str = "blue") -> SceneGraph:
         return make_graph([obj("m", "mug", (10, 10, 40, 40), attrs=(("red", "color", 0.9),)),
                            obj("p", "plate", (60, 10, 100, 40), attrs=((plate, "color", 0.9),)),
-                           obj("k", "knife", (120, 10, 140, 40), attrs=(("blue", "color", 0.9),)),
+                           obj("k", "knife", (120, 10, 140, 40), attrs=((knife, "color", 0.9),)),
                            obj("b", "book", (160, 10, 190, 40), attrs=(("green", "color", 0.9),))])
     p = get_program("single.same_attribute_as")
     plan = {"category": "color", "anchor_id": "m", "choice_ids": ["k", "p", "b"]}
     assert p.solve(GraphView(scene("red"), CONFIG), plan) == "plate"
-    assert p.solve(GraphView(scene("orange"), CONFIG), plan) is None  # same for the eye? nobody can say
     assert p.solve(GraphView(scene("blue"), CONFIG), plan) is None  # no choice has the mug's colour
+    assert p.solve(GraphView(scene("red", knife="orange"), CONFIG), plan) is None  # is the orange knife "not red"?
+    assert p.solve(GraphView(scene("red", knife="red"), CONFIG), plan) is None  # two choices share it
 
 
 # =========================================================================== apparent shape
@@ -418,7 +434,8 @@ def test_transcription_and_reading_order_hand_made():
     t = get_program("single.transcribe_text")
     r = get_program("single.reading_order")
     view = GraphView(_page(), CONFIG)
-    assert t.solve(view, {"what": "all text"}) == "Region-based segmentation\nLet us first determine\nthe markers of the coins"
+    expected = "Region-based segmentation\nLet us first determine\nthe markers of the coins"
+    assert t.solve(view, {"what": "all text"}) == expected
     assert t.solve(GraphView(_page(evidence=False), CONFIG), {"what": "all text"}) is None  # all of it? unknown
     assert t.solve(GraphView(_page(garbled=True), CONFIG), {"what": "all text"}) is None  # unreadable text there
     plan = {"region_ids": ["t2", "t0", "t1"], "which": "last"}
