@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..engine.options import check_strict, engine_options, options_from
 from ..llm.options import limits_from, llm_options, pop_llm_options, settings_from, vlm_options
 
 log = logging.getLogger("mmgen.evolve")
@@ -28,10 +29,10 @@ log = logging.getLogger("mmgen.evolve")
 @click.option("--emit", type=click.Choice(["final", "evolved", "all"]), default="final", show_default=True,
               help="final: each record's latest surviving version (itself if none); evolved: only evolved "
                    "records; all: the inputs plus every surviving round.")
-@click.option("--overwrite", is_flag=True, help="Replace an output folder made with other settings (or redo it).")
+@engine_options(limit_help="Only the first N QA records (quick trials).")
 @vlm_options
 @llm_options
-def command(qa: Path, out: Path, sg: Path, rounds: int, seed: int, directions: str, emit: str, overwrite: bool,
+def command(qa: Path, out: Path, sg: Path, rounds: int, seed: int, directions: str, emit: str, strict: bool,
             vlm: bool, image_root: Path | None, vlm_max_side: int, **kwargs: Any) -> None:
     """Rewrite QA records with a language model in rounds; keep rewrites that pass the rule guard and
     the model's elimination check.
@@ -43,6 +44,10 @@ def command(qa: Path, out: Path, sg: Path, rounds: int, seed: int, directions: s
     dropped.jsonl with its reason. Evolved records keep their program, plan and value and gain an
     "evolved" field; `mmgen verify` cannot re-derive them and reports them.
 
+    Each input shard is one unit of work with a completion marker: rerunning the same command after an
+    interruption (even kill -9) does only the unfinished shards; --workers, --rank/--world-size and
+    --engine ray split the shards, with the same output.
+
     \b
     Example (a local llama.cpp server):
       python -m llama_cpp.server --model SmolLM2-135M-Instruct.Q4_1.gguf --port 8000 &
@@ -52,6 +57,7 @@ def command(qa: Path, out: Path, sg: Path, rounds: int, seed: int, directions: s
     from ..llm.evolve import EvolveOptions, evolve
 
     values = pop_llm_options(kwargs)
+    engine = options_from(**kwargs)
     if vlm and image_root is None:
         raise click.UsageError("--vlm needs --image-root")
     settings = settings_from(values, seed)
@@ -62,7 +68,8 @@ def command(qa: Path, out: Path, sg: Path, rounds: int, seed: int, directions: s
         images = ImageSource(image_root, vlm_max_side)  # type: ignore[arg-type]
     options = EvolveOptions(rounds=rounds, seed=seed, emit=emit, limits=limits_from(values), images=images,
                             directions=tuple(d.strip() for d in directions.split(",") if d.strip()))
-    summary = evolve(qa, sg, out, settings, options, overwrite=overwrite)
+    summary = evolve(qa, sg, out, settings, options, engine=engine)
+    check_strict(summary, strict)
     llm = summary["llm_this_run"]
     log.info("%d records in, %d out (%d evolved), %d dropped -> %s", summary["inputs"], summary["outputs"],
              summary["evolved"], summary["dropped"], out)

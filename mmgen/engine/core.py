@@ -196,6 +196,15 @@ class ShardFiles:
             self.names.append(name)
         return self.out / name
 
+    def path_in(self, folder: str, suffix: str = ".jsonl") -> Path:
+        """A file of this shard in the subfolder ``folder`` of the output (``.dropped/part-NNNNN.jsonl``),
+        recorded in the marker like :meth:`path` (so a missing or truncated one makes the shard redone)."""
+        name = f"{folder}/{self.stem}{suffix}"
+        if name not in self.names:
+            self.names.append(name)
+        (self.out / folder).mkdir(parents=True, exist_ok=True)
+        return self.out / name
+
     def checkpoint_path(self) -> Path:
         """A new checkpoint file of this shard (write it atomically, e.g. with ``write_graphs``)."""
         folder = self.out / REUSE_DIR
@@ -270,6 +279,10 @@ class Stage(ABC):
     def ray_options(self, options: EngineOptions) -> dict[str, Any]:
         """Resources of one Ray task/actor (``num_cpus``, ``num_gpus``)."""
         return {"num_cpus": 1}
+
+    def fold(self, acc: dict[str, Any], marker: Mapping[str, Any]) -> None:
+        """Add one complete shard's marker to ``acc`` (``totals["folded"]`` in :meth:`summary_fields`), in
+        shard order: for totals that are not plain counters (nested usage, lists, what this run did)."""
 
 
 @dataclass
@@ -821,6 +834,7 @@ def summarize(stage: Stage, out: Path, plan: Plan, config_id: str, options: Engi
     seconds: Counter = Counter()
     missing: list[int] = []
     info: dict[str, Any] | None = None
+    folded: dict[str, Any] = {}
     with atomic_write(out / ERRORS) as errors_out:
         for err in stage.plan_errors(out):
             skipped[err.get("kind") or "error"] += 1
@@ -841,8 +855,9 @@ def summarize(stage: Stage, out: Path, plan: Plan, config_id: str, options: Engi
                 skipped[err.get("kind") or "error"] += 1
                 errors_out.write(dumps(err))
             seconds.update(marker.get("seconds") or {})
+            stage.fold(folded, marker)
     totals: dict[str, Any] = {"units": units, "records": records, "counts": counts, "plan": plan.counts,
-                              "info": info or {}}
+                              "info": info or {}, "folded": folded}
     data: dict[str, Any] = {
         "stage": stage.name,
         "complete": not missing,

@@ -29,9 +29,15 @@ text) and gains ``evolved``: root and parent ids, round, direction, format, prom
 steps and the elimination verdict. Its id is ``<root id>:evo<round>``. It is *not* reproducible by
 ``mmgen verify``'s program re-run, and verify reports it as a mismatch.
 
-Output layout and resuming as in ``generate``: ``part-NNNNN.jsonl`` per input shard (written last,
-atomically), ``part-NNNNN.stats.json``, the shard's drops in ``.dropped/part-NNNNN.jsonl``; at the end
-``dropped.jsonl`` (all drops) and ``summary.json``. A rerun does only missing shards; requests
+The stage runs on the engine (:mod:`mmgen.engine.core`, :class:`EvolveStage`), like ``generate``: the
+``i``-th input QA shard becomes ``part-0000i.jsonl``, its drops ``.dropped/part-0000i.jsonl`` (both
+written atomically) and then its completion marker ``part-0000i.done.json`` (counts, LLM usage). A
+rerun does only the shards without a valid marker (after ``kill -9``, a half-written shard is redone,
+finished ones are not asked again); an input shard that changed is redone; other settings need
+``--overwrite``. ``--workers`` processes (each with its own client and ``--llm-concurrency`` requests
+in flight), ``--rank/--world-size`` and ``--engine ray`` as for every stage; the output is the same
+for any of them. After every run ``dropped.jsonl`` joins the complete shards' drops and ``summary.json``
+their counts (``llm``: usage of every shard, ``llm_this_run``: of the shards done now). Requests
 already answered come from the request cache.
 """
 
@@ -39,6 +45,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,21 +53,22 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from scene_graphs.io import atomic_write, dumps, read_jsonl
+from scene_graphs.io import atomic_write, dumps
 from scene_graphs.model import SceneGraph
 
-from ..store import DROPPED, SUMMARY, qa_shards, write_json
-from .client import LLMClient, LLMSettings
+from ..engine.core import EngineOptions, Plan, RunSummary, ShardFiles, ShardOutcome, ShardSpec, ShardWorker, run_stage
+from ..store import shard_name
+from .client import LLMAuthError, LLMClient, LLMIncompleteError, LLMSettings, LLMUnavailableError, Usage
 from .guard import GraphFacts, Vocabulary, check_rewrite
 from .prompts import (DIRECTIONS, ELIMINATE_SCHEMA, ELIMINATE_VERSION, EVOLVE_SCHEMA, EVOLVE_VERSION,
                       INTERACTION_FORMATS, REASONING_SCHEMA, GraphLimits, eliminate_messages, evolve_messages)
-from .stage import GraphLookup, add_nested, drop_entry, prepare_output, stage_manifest
+from .stage import DROPS_DIR, GraphLookup, QAStage, add_nested, drop_entry, read_limited
+from .vision import ImageSourceError
 
 log = logging.getLogger("mmgen.evolve")
 
 STAGE = "evolve"
 EMIT_MODES = ("final", "evolved", "all")
-DROPS_DIR = ".dropped"
 CHUNK = 256
 """Records evolved at a time (their graphs are held in memory meanwhile)."""
 
@@ -265,57 +273,147 @@ class Evolver:
 
 
 # --------------------------------------------------------------------------------------- the stage
+class EvolveWorker(ShardWorker):
+    """Evolves one QA shard: its records in chunks of :data:`CHUNK` on the client's threads. Loads the graph
+    index and opens the client (and its request cache) once per process."""
+
+    fatal = (LLMUnavailableError, LLMAuthError, ImageSourceError)
+
+    def __init__(self, sg_src: str, settings: LLMSettings, options: EvolveOptions,
+                 program_config: dict[str, Any] | None) -> None:
+        self.sg_src = sg_src
+        self.settings = settings
+        self.options = options
+        self.program_config = program_config
+        self.client: LLMClient | None = None
+
+    def setup(self) -> None:
+        self.lookup = GraphLookup(self.sg_src)
+        self.vocab = Vocabulary.build(self.lookup.labels)
+        self.client = LLMClient(self.settings)
+
+    def close(self) -> None:
+        """Close the client and the graph files (a worker set up in this process)."""
+        if self.client is not None:
+            self.client.close()
+            self.lookup.close()
+            self.client = None
+
+    def run(self, payload: Any, files: ShardFiles) -> ShardOutcome:
+        assert self.client is not None
+        client, name = self.client, payload["name"]
+        records = list(read_limited(Path(payload["src"]), payload.get("limit")))
+        before = client.summary()
+        lineages: list[Lineage] = []
+        for start in range(0, len(records), CHUNK):
+            chunk = records[start:start + CHUNK]
+            # graphs are loaded here, on this thread, a chunk at a time (bounded memory)
+            needed = sorted({str(i) for r in chunk if isinstance(r, dict) for i in r.get("images") or ()})
+            graphs = {i: g for i in needed if (g := self.lookup.get(i)) is not None}
+            evolver = Evolver(client, graphs, self.options, self.vocab, self.program_config, name)
+            lineages.extend(client.map(evolver.run, chunk))
+        failed = sum(ln.server_failed for ln in lineages)
+        if failed:  # never a verdict: the shard stays pending for the rerun
+            raise LLMIncompleteError(f"{name}: {failed} record(s) pending (requests to the server failed); "
+                                     "shard not written")
+        notes: Counter = Counter()
+        filters: Counter = Counter()
+        outputs: list[bytes] = []
+        drops: list[bytes] = []
+        for lineage in lineages:
+            notes.update(lineage.notes)
+            outputs.extend(dumps(r) for r in lineage.outputs)
+            for d in lineage.drops:
+                filters[f"{d['kind']}: {d['filter']}"] += 1
+                drops.append(dumps(d))
+        evolved = sum(1 for ln in lineages for r in ln.outputs if "evolved" in r)
+        with atomic_write(files.path_in(DROPS_DIR)) as f:
+            f.writelines(drops)
+        with atomic_write(files.path(".jsonl")) as f:
+            f.writelines(outputs)
+        totals = Counter(inputs=len(records), outputs=len(outputs), evolved=evolved, dropped=len(drops))
+        return ShardOutcome(units=len(records), records=len(outputs),
+                            counts={"evolve": totals, "notes": notes, "dropped_by_filter": filters},
+                            info={"llm": _usage_delta(before, client.summary()), "run": payload["run"]})
+
+
+class EvolveStage(QAStage):
+    """``evolve`` on the engine: one output shard per input QA shard (see the module docstring)."""
+
+    name = STAGE
+    unit = "shard"
+    stateful = True
+
+    def __init__(self, qa_src: str | Path, sg_src: str | Path, settings: LLMSettings,
+                 options: EvolveOptions = EvolveOptions()) -> None:
+        super().__init__(qa_src, {**options.to_dict(), "llm": settings.identity()})
+        self.sg_src = str(sg_src)
+        self.llm = settings
+        self.options = options
+        self.run_id = uuid.uuid4().hex
+        """Marks the markers of shards done by this run (for ``llm_this_run``)."""
+        self._worker: EvolveWorker | None = None
+
+    def plan(self, out: Path, options: EngineOptions) -> Plan:
+        shards = self.input_specs(options)
+        self.prune(out, len(shards))
+        return Plan(shards, {**self.input_manifest(), "limit": options.limit})
+
+    def payload(self, spec: ShardSpec) -> dict[str, Any]:
+        return {"src": str(self.inputs[spec.index]), "name": self.inputs[spec.index].name,
+                "limit": self.limits[spec.index], "run": self.run_id}
+
+    def worker(self) -> EvolveWorker:
+        self._worker = EvolveWorker(self.sg_src, self.llm, self.options, self.upstream.get("config"))
+        return self._worker
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+
+    def fold(self, acc: dict[str, Any], marker: Mapping[str, Any]) -> None:
+        super().fold(acc, marker)
+        info = marker.get("info") or {}
+        acc["llm"] = add_nested(acc.get("llm", {}), info.get("llm") or {})
+        if info.get("run") == self.run_id:
+            acc["llm_this_run"] = add_nested(acc.get("llm_this_run", {}), info.get("llm") or {})
+
+    def summary_fields(self, totals: dict[str, Any]) -> dict[str, Any]:
+        super().summary_fields(totals)
+        counts, folded = totals["counts"], totals["folded"]
+        numbers = counts.get("evolve") or {}
+        zero = Usage().to_dict()
+        return {**{k: int(numbers.get(k, 0)) for k in ("inputs", "outputs", "evolved", "dropped")},
+                "notes": dict(sorted((counts.get("notes") or {}).items())),
+                "dropped_by_filter": dict(sorted((counts.get("dropped_by_filter") or {}).items())),
+                "llm": add_nested(dict(zero), folded.get("llm", {})),
+                "llm_this_run": add_nested(dict(zero), folded.get("llm_this_run", {}))}
+
+
 def evolve(qa_src: str | Path, sg_src: str | Path, out: str | Path, settings: LLMSettings,
-           options: EvolveOptions = EvolveOptions(), overwrite: bool = False) -> dict[str, Any]:
-    """Run the stage (see the module docstring); returns the summary (also in ``summary.json``)."""
-    qa_src, out = Path(qa_src), Path(out)
-    inputs = qa_shards(qa_src)
-    manifest = stage_manifest(STAGE, qa_src, inputs, {**options.to_dict(), "llm": settings.identity()})
-    prepare_output(out, manifest, ("qa_inputs", STAGE, "config"), overwrite)
-    program_config = manifest.get("config")
-    lookup = GraphLookup(sg_src)
-    vocab = Vocabulary.build(lookup.labels)
-    todo = [p for p in inputs if not (out / p.name).exists()]
-    if len(todo) < len(inputs):
-        log.info("resuming: %d of %d shard(s) already done", len(inputs) - len(todo), len(inputs))
-    from tqdm import tqdm
+           options: EvolveOptions = EvolveOptions(), overwrite: bool = False,
+           engine: EngineOptions | None = None) -> RunSummary:
+    """Run the stage (see the module docstring); returns the summary (also in ``summary.json``).
+    ``engine`` (workers, ranks, Ray...) wins over ``overwrite`` when given.
 
-    from ..log import progress_enabled
-
-    pending: dict[str, int] = {}
-    with LLMClient(settings) as client:
-        try:
-            for shard in tqdm(todo, unit="shard", desc="evolve", disable=not progress_enabled()):
-                records = list(read_jsonl(shard))
-                before = client.summary()
-                lineages: list[Lineage] = []
-                for start in range(0, len(records), CHUNK):
-                    chunk = records[start:start + CHUNK]
-                    # graphs are loaded here, on this thread, a chunk at a time (bounded memory)
-                    needed = sorted({str(i) for r in chunk if isinstance(r, dict) for i in r.get("images") or ()})
-                    graphs = {i: g for i in needed if (g := lookup.get(i)) is not None}
-                    evolver = Evolver(client, graphs, options, vocab, program_config, shard.name)
-                    lineages.extend(client.map(evolver.run, chunk))
-                failed = sum(ln.server_failed for ln in lineages)
-                if failed:  # never a verdict: the shard stays pending for the rerun
-                    pending[shard.name] = failed
-                    log.warning("%s: %d record(s) pending (requests to the server failed); shard not written",
-                                shard.name, failed)
-                    continue
-                _write_shard(out, shard, records, lineages, _usage_delta(before, client.summary()))
-        finally:
-            lookup.close()
-        this_run = client.summary()
-    if pending:
-        from .client import LLMIncompleteError
-
+    A shard with a record whose requests failed is left without a marker (nothing dropped for it) and the
+    call ends with :class:`~mmgen.llm.client.LLMIncompleteError` once the other shards are done; a
+    server that is down (:class:`~mmgen.llm.client.LLMUnavailableError`) stops the run at once."""
+    engine = engine or EngineOptions(overwrite=overwrite)
+    out = Path(out)
+    stage = EvolveStage(qa_src, sg_src, settings, options)
+    try:
+        summary = run_stage(stage, out, engine)
+    finally:
+        stage.close()
+    stage.write_dropped(out)
+    if summary["shards_failed"]:
+        failed = [shard_name(i) for i in summary["shards_failed"]]
+        errors = summary["llm_this_run"].get("errors")
         raise LLMIncompleteError(
-            f"{sum(pending.values())} record(s) in {len(pending)} shard(s) ({', '.join(sorted(pending))}) are pending "
-            f"because requests to the server at {settings.base_url} failed ({this_run.get('errors') or 'see the log'});"
-            " nothing was dropped for it. Answered requests are cached: rerun the same command to finish.")
-    summary = _summarize(out, inputs)
-    summary["llm_this_run"] = this_run
-    write_json(out / SUMMARY, summary)
+            f"{len(failed)} shard(s) ({', '.join(failed)}) are pending because requests to the server at "
+            f"{settings.base_url} failed ({errors or 'see the log'}); nothing was dropped for it. Answered requests "
+            "are cached: rerun the same command to finish.")
     return summary
 
 
@@ -333,44 +431,3 @@ def _usage_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[st
         elif isinstance(v, list):
             out[k] = list(v[len(b or []):])
     return out
-
-
-def _write_shard(out: Path, shard: Path, records: list[dict[str, Any]], lineages: list[Lineage],
-                 usage: dict[str, Any]) -> None:
-    notes: Counter = Counter()
-    outputs: list[bytes] = []
-    drops: list[bytes] = []
-    for lineage in lineages:
-        notes.update(lineage.notes)
-        outputs.extend(dumps(r) for r in lineage.outputs)
-        drops.extend(dumps(d) for d in lineage.drops)
-    evolved = sum(1 for ln in lineages for r in ln.outputs if "evolved" in r)
-    stats = {"source": str(shard), "inputs": len(records), "outputs": len(outputs), "evolved": evolved,
-             "dropped": len(drops), "notes": dict(sorted(notes.items())), "llm": usage}
-    with atomic_write(out / DROPS_DIR / shard.name) as f:
-        f.writelines(drops)
-    with atomic_write(out / shard.name.replace(".jsonl", ".stats.json")) as f:
-        f.write(json.dumps(stats, indent=2, sort_keys=True).encode())
-    with atomic_write(out / shard.name) as f:
-        f.writelines(outputs)
-
-
-def _summarize(out: Path, inputs: Sequence[Path]) -> dict[str, Any]:
-    """Totals over every shard's stats, and ``dropped.jsonl`` rebuilt from the shards' drops."""
-    total: dict[str, Any] = {"inputs": 0, "outputs": 0, "evolved": 0, "dropped": 0, "notes": {}, "llm": {}}
-    drop_filters: Counter = Counter()
-    with atomic_write(out / DROPPED) as f:
-        for shard in inputs:
-            stats = json.loads((out / shard.name.replace(".jsonl", ".stats.json")).read_text())
-            for k in ("inputs", "outputs", "evolved", "dropped"):
-                total[k] += stats[k]
-            total["notes"] = add_nested(total["notes"], stats["notes"])
-            total["llm"] = add_nested(total["llm"], stats["llm"])
-            path = out / DROPS_DIR / shard.name
-            if path.exists():
-                for d in read_jsonl(path):
-                    drop_filters[f"{d['kind']}: {d['filter']}"] += 1
-                    f.write(dumps(d))
-    total["dropped_by_filter"] = dict(sorted(drop_filters.items()))
-    total["notes"] = dict(sorted(total["notes"].items()))
-    return {"stage": STAGE, "shards": len(inputs), **total}

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
-from scene_graphs.io import graph_files
+from scene_graphs.io import atomic_write, graph_files, read_jsonl
 from scene_graphs.model import SceneGraph
 
-from ..store import MANIFEST, GraphStore, StageFolder, write_json
+from ..engine.core import EngineOptions, ShardSpec, Stage, fingerprint
+from ..store import DROPPED, MANIFEST, GraphStore, StageFolder, qa_shards, shard_name, write_json
 
 
 def upstream_manifest(src: str | Path) -> dict[str, Any]:
@@ -22,6 +26,132 @@ def upstream_manifest(src: str | Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: malformed manifest ({exc})") from None
     return data if isinstance(data, dict) else {}
+
+
+DROPS_DIR = ".dropped"
+"""Each shard's dropped records, ``OUT/.dropped/part-NNNNN.jsonl``; ``dropped.jsonl`` joins those of the
+complete shards in shard order after every run."""
+
+
+def qa_file_key(path: Path, name: str, extra: Any = None) -> str:
+    """Input key of a QA shard: its name, size and modification time (and ``extra``: a record limit, the
+    shard's curation decisions...), so an input shard that changed is redone on a rerun."""
+    st = path.stat()
+    return hashlib.sha256(f"{name}|{st.st_size}|{st.st_mtime_ns}|{extra}".encode()).hexdigest()[:32]
+
+
+def count_records(path: Path, stop: int) -> int:
+    """Non-blank lines of a shard, counting no further than ``stop``."""
+    n = 0
+    with path.open("rb") as f:
+        for line in f:
+            if line.strip():
+                n += 1
+                if n >= stop:
+                    break
+    return n
+
+
+class QAStage(Stage):
+    """A stage over the QA shards of ``src`` (evolve, curate), on the engine: output shard ``i``
+    (``part-0000i.jsonl``, its marker, its drops in ``.dropped/``) is made from the ``i``-th input shard
+    (sorted), keyed by the input file. The identity is the stage's settings (under its name) and the
+    upstream program ``config``; the manifest also carries the upstream ``programs``, the QA shards
+    read (``qa_inputs``) and, when the upstream is a single-image ``generate`` whose shards map one to
+    one to ours, its graph-shard pairing (``inputs``/``outputs``, what ``mmgen verify`` reads)."""
+
+    drops_dir: ClassVar[str] = DROPS_DIR
+
+    def __init__(self, src: str | Path, settings: Mapping[str, Any]) -> None:
+        self.src = Path(src)
+        self.inputs = qa_shards(self.src)
+        self.upstream = upstream_manifest(self.src)
+        self.settings = dict(settings)
+        self.limits: list[int | None] = [None] * len(self.inputs)
+        self.drop_files: list[str] = []
+
+    def identity(self) -> dict[str, Any]:
+        ident: dict[str, Any] = {self.name: self.settings}
+        if "config" in self.upstream:
+            ident["config"] = self.upstream["config"]
+        return ident
+
+    def config_id(self) -> str:
+        """The run's config fingerprint, as :func:`~mmgen.engine.core.run_stage` computes it."""
+        return fingerprint({"stage": self.name, **self.identity()})
+
+    def input_specs(self, options: EngineOptions, extra: Sequence[Any] | None = None) -> list[ShardSpec]:
+        """One shard per input shard (after ``options.limit`` records, the rest are left out); ``extra``
+        (per shard) joins the input key."""
+        inputs, limits = list(self.inputs), [None] * len(self.inputs)
+        if options.limit is not None:
+            left = options.limit
+            for i, p in enumerate(inputs):
+                n = count_records(p, left)
+                if n >= left:
+                    inputs, limits = inputs[:i + 1], [None] * i + [left]
+                    break
+                left -= n
+        self.inputs, self.limits = inputs, limits
+        return [ShardSpec(i, qa_file_key(p, p.name, (lim, extra[i] if extra is not None else None)))
+                for i, (p, lim) in enumerate(zip(inputs, limits))]
+
+    def read(self, index: int) -> Iterator[Any]:
+        """The records of input shard ``index`` (up to its limit)."""
+        return read_limited(self.inputs[index], self.limits[index])
+
+    def input_manifest(self) -> dict[str, Any]:
+        """Manifest entries about the inputs (see the class docstring)."""
+        from .. import __version__
+
+        up = self.upstream
+        source_stage = up.get("source_stage") or up.get("stage")
+        manifest: dict[str, Any] = {"source_stage": source_stage, "mmgen_version": __version__}
+        if "programs" in up:
+            manifest["programs"] = up["programs"]
+        names = [p.name for p in self.inputs]
+        outputs = [shard_name(i) + ".jsonl" for i in range(len(self.inputs))]
+        if "inputs" in up and "outputs" in up and up.get("stage") in ("generate", "evolve", "curate") \
+                and source_stage == "generate":
+            pairs = dict(zip(up["outputs"], up["inputs"], strict=False))
+            if all(n in pairs for n in names):
+                manifest["inputs"] = [pairs[n] for n in names]
+                manifest["outputs"] = outputs
+        manifest["qa_inputs"] = [str(p.resolve()) for p in self.inputs]
+        return manifest
+
+    def prune(self, out: Path, n: int) -> None:
+        """Drop files of shards beyond ``n`` (left by a larger earlier input) and temporary files."""
+        folder = out / self.drops_dir
+        if not folder.is_dir():
+            return
+        for p in sorted(folder.iterdir()):
+            m = re.match(r"^\.?part-(\d+)\.", p.name)
+            if m and (p.name.endswith(".tmp") or int(m.group(1)) >= n):
+                p.unlink(missing_ok=True)
+
+    def fold(self, acc: dict[str, Any], marker: Mapping[str, Any]) -> None:
+        acc.setdefault("drop_files", []).extend(n for n in marker.get("files") or {}
+                                                 if n.startswith(self.drops_dir + "/"))
+
+    def summary_fields(self, totals: dict[str, Any]) -> dict[str, Any]:
+        self.drop_files = list(totals["folded"].get("drop_files", []))
+        return {}
+
+    def write_dropped(self, out: Path) -> None:
+        """``dropped.jsonl``: the drops of every complete shard (see :meth:`fold`), in shard order."""
+        with atomic_write(out / DROPPED) as f:
+            for name in self.drop_files:
+                with (out / name).open("rb") as src:
+                    shutil.copyfileobj(src, f)
+
+
+def read_limited(path: Path, limit: int | None) -> Iterator[Any]:
+    """The records of a shard, the first ``limit`` only when given."""
+    for n, rec in enumerate(read_jsonl(path)):
+        if limit is not None and n >= limit:
+            return
+        yield rec
 
 
 def stage_manifest(stage: str, src: str | Path, inputs: Sequence[Path], settings: Mapping[str, Any]) -> dict[str, Any]:
