@@ -49,6 +49,8 @@ ADJECTIVE_ORDER = {"state": 0, "shape": 1, "pattern": 2, "color": 3, "material":
 """English order of adjectives before a noun: "open round striped red wooden boxes"."""
 KEEP: dict[int, float] = {0: 0.5, 1: 0.5, 2: 0.8}
 """Rejection rule (see :meth:`programs.base.Program.answer_weight`): small counts are the most common."""
+MAX_GROUPS = 6
+"""Groups of 2-3 categories an attribute is counted over per image (each costs a count per value)."""
 
 
 # =========================================================================== three-valued facts
@@ -392,7 +394,7 @@ class CountByAttribute(_SetCount):
     def plans_for(self, view: GraphView) -> list[Plan]:
         labels = hashed_order(view, self.id, safe_count_labels(view))[:MAX_POOL]
         plans: list[Plan] = []
-        groups = [list(g) for k in (2, 3) for g in itertools.combinations(labels, k)][:12]
+        groups = [list(g) for k in (2, 3) for g in itertools.combinations(labels, k)][:MAX_GROUPS]
         if complete(view):
             groups.append([])
         for group in groups:
