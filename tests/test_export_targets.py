@@ -202,7 +202,8 @@ def test_llava_onevision_always_lists_and_loads_with_datasets_json(tmp_path: Pat
     assert human_gpt(multi)[0].startswith("Image 1: <image>\nImage 2: <image>\n")
     assert validate(out).ok
     datasets = pytest.importorskip("datasets")
-    ds = datasets.load_dataset("json", data_files=str(out / "train.jsonl"), split="train")
+    ds = datasets.load_dataset("json", data_files=str(out / "train.jsonl"), split="train",
+                               cache_dir=str(tmp_path / "cache"))
     assert len(ds) == 6 and [len(i) for i in ds["image"]].count(2) == 1
 
 
@@ -359,7 +360,7 @@ def test_parquet_metadata_has_no_list_feature_type(tmp_path: Path, root: Path) -
         meta = json.loads(pq.read_schema(f).metadata[b"huggingface"])
         assert _feature_types(meta["info"]["features"]) == {"Value", "Image"}
     datasets = pytest.importorskip("datasets")
-    ds = datasets.load_dataset(str(out), name="all", split="train")
+    ds = datasets.load_dataset(str(out), name="all", split="train", cache_dir=str(tmp_path / "cache"))
     assert len(ds) == 6 and isinstance(ds[0]["images"][0], Image.Image)
     assert sorted(len(i) for i in ds["image_paths"]) == [1, 1, 1, 1, 1, 2]
 
@@ -368,11 +369,12 @@ def test_parquet_metadata_has_no_list_feature_type(tmp_path: Path, root: Path) -
                     reason=f"no datasets 2.19 venv at {DS219} (see DS219)")
 def test_parquet_loads_with_the_lowest_declared_datasets(tmp_path: Path, root: Path) -> None:
     out, _ = export_records(tmp_path, mixed_records(), root, target="trl")
-    script = ("import sys, datasets\n"
-              "ds = datasets.load_dataset(sys.argv[1], name='all', split='train')\n"
+    script = ("import sys, datasets\n"  # a fresh cache: 2.19 would find an earlier load of another folder "out"
+              "ds = datasets.load_dataset(sys.argv[1], name='all', split='train', cache_dir=sys.argv[2])\n"
               "im = ds[5]['images'] if len(ds[5]['images']) == 2 else ds[0]['images']\n"
               "print(datasets.__version__, len(ds), sum(len(x) for x in ds['images']), type(im[0]).__name__)\n")
-    run = subprocess.run([str(DS219 / "bin" / "python"), "-c", script, str(out)], capture_output=True, text=True,
+    run = subprocess.run([str(DS219 / "bin" / "python"), "-c", script, str(out), str(tmp_path / "cache")],
+                         capture_output=True, text=True,
                          timeout=300, env={**os.environ, "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": ""})
     assert run.returncode == 0, run.stderr[-2000:]
     version, rows, images, kind = run.stdout.split()[-4:]

@@ -82,7 +82,7 @@ def read_messages(messages: Any, key: str = "messages") -> list[Turn]:
 
 class MessagesFormat(JsonFormat):
     name = "messages"
-    summary = "OpenAI/HF chat messages: {messages[{role, content[{type: image|text}]}], images}"
+    summary = "HF/TRL chat messages: {messages[{role, content[{type: image|text}]}], images}"
 
     def record(self, item: Rendered) -> dict[str, Any]:
         return {"id": item.id, "messages": message_list(item), "images": list(item.images)}

@@ -16,11 +16,15 @@ Rules written down here:
 * **Image tokens**: one ``<image>`` per image, in image order, all in the first human turn, at its
   start (``<image>\\n`` before the text) or end (``\\n<image>`` after it); ``random`` chooses start or
   end from a hash of (placement seed, record id). A record of several images labels each token
-  (``Image 1: <image>``, one per line), as its questions and answers name them ("Image 2").
+  (``Image 1: <image>``, one per line; InternVL's ``Image-1: <image>``), as its questions and answers
+  name them ("Image 2").
+* **Targets** (:mod:`mmgen.export.targets`) rewrite a record before it is rendered (boxes in the model
+  family's syntax) or skip it (counted by reason in the export summary).
 * **Multiple choice**: the question, then one line per option (``A. red`` / ``1. red`` / ``(A) red``),
   then an optional instruction line; the answer is the label, the label and text, or the text.
   Multi-turn records put options on the turn they belong to (the first).
-* **Rationale**: the answer becomes ``<rationale>\\nAnswer: <answer>``. A multi-turn rationale
+* **Rationale**: the answer becomes ``<rationale>\\nAnswer: <answer>`` (with the think style
+  ``<think>\\n<rationale>\\n</think>\\n\\n<answer>``). A multi-turn rationale
   (``Turn 1: ... Turn 2: ...``) is split per turn; when it cannot be split the answers stay plain
   (counted in the export summary).
 """
