@@ -25,6 +25,11 @@
   every class the models can report).
 * Images go to Ultralytics as BGR arrays of the EXIF-oriented frame, so the boxes it returns are
   already in the original image frame (Ultralytics undoes its own letterboxing).
+* **Start-up**: torchvision is never imported (its import pulls in ``torch._dynamo``, about 2 s of CPU,
+  more than the whole detection of a few images). The merge's NMS is :func:`nms_indices` (NumPy, the
+  same arithmetic and order as ``torchvision.ops.nms``), and on CPU Ultralytics' warm-up, which runs
+  no model there but imports torchvision, is skipped (:func:`skip_cpu_warmup`); Ultralytics' own NMS
+  then keeps what torchvision's would (ties between equal scores broken the same way).
 
 Object ids are ``"0"``, ``"1"``, ... in order of decreasing score (ties by box position), so the same
 image and weights always give the same ids.
@@ -121,18 +126,81 @@ def _box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def nms_indices(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:
+    """Greedy non-maximum suppression as ``torchvision.ops.nms`` does it on the CPU, without importing
+    torchvision: boxes (N x 4 xyxy) and scores in float32, candidates by descending score (stable, so
+    equal scores keep their input order), a box dropped when its IoU with a kept one is *above*
+    ``iou_threshold``; returns the kept indices, best first."""
+    b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    s = np.asarray(scores, dtype=np.float32).reshape(-1)
+    if len(b) == 0:
+        return []
+    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    areas = (x2 - x1) * (y2 - y1)
+    order = np.argsort(-s, kind="stable")
+    thr = float(iou_threshold)  # compared in double precision, as the C++ kernel does
+    zero = np.float32(0)
+    suppressed = np.zeros(len(b), dtype=bool)
+    keep: list[int] = []
+    for pos, i in enumerate(order):
+        if suppressed[i]:
+            continue
+        keep.append(int(i))
+        rest = order[pos + 1:]
+        rest = rest[~suppressed[rest]]
+        if not len(rest):
+            continue
+        w = np.maximum(zero, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
+        h = np.maximum(zero, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
+        inter = w * h
+        with np.errstate(invalid="ignore", divide="ignore"):  # two empty boxes: NaN, never above
+            iou = inter / (areas[i] + areas[rest] - inter)
+        suppressed[rest[iou.astype(np.float64) > thr]] = True
+    return keep
+
+
+def _nms_like_torchvision(boxes: Any, scores: Any, iou_threshold: float) -> Any:
+    """Ultralytics' ``TorchNMS.nms`` signature, :func:`nms_indices`' answer (as a torch index tensor)."""
+    import torch
+
+    keep = nms_indices(boxes.detach().float().cpu().numpy(), scores.detach().float().cpu().numpy(), iou_threshold)
+    return torch.tensor(keep, dtype=torch.int64, device=boxes.device)
+
+
+def skip_cpu_warmup(model: Any) -> Any:
+    """``model`` (an Ultralytics model) set to skip Ultralytics' warm-up on the CPU, where it runs no
+    model (TorchScript and Triton aside) but imports torchvision (see the module docstring).
+
+    Without torchvision, Ultralytics' NMS falls back on ``TorchNMS.nms``, whose unstable sort breaks
+    ties between equal scores (frequent with INT8 models) otherwise than torchvision's stable one, which
+    changes which of two near-identical boxes is kept; so that fallback is set to :func:`nms_indices`,
+    which keeps what torchvision keeps. Without that fallback (another Ultralytics) nothing is changed."""
+    try:
+        from ultralytics.utils import nms as ultralytics_nms
+    except ImportError:
+        return model
+    fallback = getattr(ultralytics_nms, "TorchNMS", None)
+    if fallback is None or not hasattr(model, "add_callback"):
+        return model
+    fallback.nms = staticmethod(_nms_like_torchvision)
+
+    def _mark_warm(predictor: Any) -> None:
+        device = getattr(predictor, "device", None)
+        backend = getattr(predictor, "model", None)
+        if getattr(device, "type", None) == "cpu" and getattr(backend, "format", None) not in {"torchscript", "triton"}:
+            predictor.done_warmup = True
+
+    model.add_callback("on_predict_start", _mark_warm)
+    return model
+
+
 def merge_detections(candidates: Sequence[Detection], width: int, height: int, *, nms_iou: float, conf: float,
                      max_objects: int, min_side: float) -> list[Object]:
     """Class-agnostic NMS over all candidates, score threshold, top-k, clipping; objects with ids."""
     kept = [d for d in candidates if d.score >= conf]
     if not kept:
         return []
-    import torch
-    from torchvision.ops import nms
-
-    boxes = torch.tensor([d.box for d in kept], dtype=torch.float32)
-    scores = torch.tensor([d.score for d in kept], dtype=torch.float32)
-    keep = nms(boxes, scores, nms_iou).tolist()
+    keep = nms_indices(np.array([d.box for d in kept]), np.array([d.score for d in kept]), nms_iou)
     objects: list[tuple[float, tuple[float, ...], Detection, Box]] = []
     for i in keep:
         d = kept[i]
@@ -205,7 +273,7 @@ class Detector(Annotator):
         self.models: list[tuple[str, Any, dict[str, Any]]] = []
         name = self.options["model"]
         path, self.resolved[name] = weights_path(self.name, self.resolve_weights(name))
-        self.models.append((name, load_yolo(path, "detect"), {"iou": self.options["iou"]}))
+        self.models.append((name, skip_cpu_warmup(load_yolo(path, "detect")), {"iou": self.options["iou"]}))
         ov = self.options["open_vocab"]
         if ov and self.options["vocabulary"]:
             vocabulary = read_vocabulary(self.options["vocabulary"])
@@ -213,7 +281,7 @@ class Detector(Annotator):
                 raise AnnotatorError("stage 'detect': the open-vocabulary vocabulary is empty")
             try:
                 path, self.resolved[ov] = weights_path(self.name, self.resolve_weights(ov))
-                model = load_yolo(path, "detect")
+                model = skip_cpu_warmup(load_yolo(path, "detect"))
                 model.set_classes(vocabulary)
             except MissingWeightsError as exc:
                 self.resolved.pop(ov, None)

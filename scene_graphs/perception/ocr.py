@@ -29,6 +29,12 @@ read below ``min_score`` or illegible) is a faint candidate, scored by its recog
 detection score when it was never read), kept below the threshold. So "no text" has evidence only when
 the detector found no text box at all.
 
+**Speed**: on the CPU each onnxruntime session gets :func:`onnx_threads` threads (half the usable cores):
+the pipeline reads text in a background thread while the detector and segmenter run (:mod:`.pipeline`),
+so two models share the cores, and onnxruntime's default (a spinning pool over every core) costs about
+half again the CPU time on a shared machine for the same text. The legibility gate's word lists (six
+languages, about a second to load) are consulted in :meth:`TextReader.read_ahead`, in that thread too.
+
 Each kept line becomes a :class:`~scene_graphs.model.TextRegion` with the axis-aligned box around the
 detected polygon (clipped to the image), its text (whitespace collapsed) and recognition score. ``TextRegion.object`` is the id of the *smallest* object whose box
 contains at least ``contain`` of the text box's area (none when no object does). Region ids are
@@ -38,6 +44,7 @@ contains at least ``contain`` of the text box's area (none when no object does).
 from __future__ import annotations
 
 import logging
+import os
 import re
 from functools import lru_cache
 from typing import Any, Sequence
@@ -62,6 +69,16 @@ def attach_to_object(box: Box, objects: Sequence[Object], contain: float) -> str
     if not holders:
         return None
     return min(holders, key=lambda o: (o.box.area, o.id)).id
+
+
+def onnx_threads() -> int:
+    """Threads per onnxruntime session on the CPU: half the cores this process may use, at least one
+    (see the module docstring)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, cores // 2)
 
 
 LANGUAGES = ("en", "es", "fr", "de", "it", "pt")
@@ -163,6 +180,8 @@ class TextReader(Annotator):
             params.update({"Det.model_path": str(det), "Rec.model_path": str(rec), "Cls.model_path": str(cls)})
         if device.startswith("cuda"):
             params["EngineConfig.onnxruntime.use_cuda"] = True
+        else:
+            params["EngineConfig.onnxruntime.intra_op_num_threads"] = onnx_threads()
         self.engine = RapidOCR(params=params)
         self.backend = "rapidocr"
 
@@ -241,9 +260,16 @@ class TextReader(Annotator):
 
     def read_ahead(self, batch: Sequence[ImageItem]) -> tuple[list[list[tuple[np.ndarray, str, float]]], Any]:
         """The lines read in each image and the unread boxes (no graph needed: the pipeline runs it
-        while the detector and segmenter work)."""
+        while the detector and segmenter work). The legibility gate is consulted here for every line
+        that reads well enough, so its word lists load in this thread (the answers are cached)."""
         read = self.read_batch(batch)
-        return read, (list(getattr(self, "unread", [])) if self.backend == "rapidocr" else None)
+        unread = list(getattr(self, "unread", [])) if self.backend == "rapidocr" else None
+        for lines in read:
+            for _, text, score in lines:
+                text = " ".join(str(text).split())
+                if text and np.isfinite(score) and score >= self.options["min_score"]:
+                    self.legible(text)
+        return read, unread
 
     def process(self, batch: Sequence[ImageItem], graphs: Sequence[SceneGraph],
                 ahead: tuple[list[list[tuple[np.ndarray, str, float]]], Any] | None = None) -> list[SceneGraph]:

@@ -44,6 +44,7 @@ import numpy as np
 from ..model import Box, Mask, SceneGraph
 from ._ultralytics import load_yolo, ultralytics_device, weights_path
 from .base import Annotator
+from .detect import skip_cpu_warmup
 from .images import ImageItem
 from .weights import MissingWeightsError
 
@@ -129,7 +130,7 @@ class Segmenter(Annotator):
             self.sam_model = self._load_sam(model, required=True)
             return
         path, self.resolved[model] = weights_path(self.name, self.resolve_weights(model))
-        self.seg_model = load_yolo(path, "segment")
+        self.seg_model = skip_cpu_warmup(load_yolo(path, "segment"))
         if self.options["sam"]:
             self.sam_model = self._load_sam(self.options["sam"], required=False)
 
