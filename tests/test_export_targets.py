@@ -6,9 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import random
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from mmgen.export.render import safe_id
 from mmgen.export.targets import TARGETS, convert_boxes, oriented_size, smart_resize
 from mmgen.validate import validate
 from programs.base import QA
-from tests.test_export import IMAGES, make_images, make_qa, sample_qa_dir, write_qa
+from tests.test_export import IMAGES, make_qa, sample_qa_dir, write_qa
 
 DS219 = Path(os.environ.get("MMGEN_DS219_VENV", "/tmp/venv-ds219"))
 """A venv with the lowest datasets we declare: ``python -m venv /tmp/venv-ds219 &&
@@ -118,7 +116,8 @@ def test_boxes_in_questions_are_converted_and_the_answer_is_the_value() -> None:
     assert qa.answer == "<|box_start|>(500,500),(1000,1000)<|box_end|>"
     # a record whose box exists only as text (no structured value) is converted where it stands
     text_only = replace(make_qa(0), question="What is the object at [0.25, 0.50, 0.75, 1.00]?")
-    assert convert_boxes(text_only, "internvl", None).question == "What is the object at <box>[[250, 500, 750, 1000]]</box>?"
+    assert convert_boxes(text_only, "internvl", None).question == \
+        "What is the object at <box>[[250, 500, 750, 1000]]</box>?"
 
 
 @pytest.mark.parametrize("height, width, resized", [

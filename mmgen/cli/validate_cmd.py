@@ -25,10 +25,12 @@ log = logging.getLogger("mmgen.validate")
               help="Folder the image paths are relative to (default: the one in export.json).")
 @click.option("--no-decode", is_flag=True, help="Only check that images exist (faster): do not decode them.")
 @click.option("--show", type=click.IntRange(min=1), default=20, show_default=True, help="Problems to list.")
-def command(path: Path, fmt: str | None, target: str | None, style: str | None, image_root: Path | None, no_decode: bool, show: int) -> None:
+def command(path: Path, fmt: str | None, target: str | None, style: str | None, image_root: Path | None,
+            no_decode: bool, show: int) -> None:
     """Check an exported file (or export folder): one <image> token or image part per image, in the
     first human turn; image paths exist and decode; turns alternate and start with the human; ids are
-    unique; nothing is empty; and what the export's target fixes (image field, token labels, box syntax). Exits 1 listing the first problems (record id: problem).
+    unique; nothing is empty; and what the export's target fixes (image field, token labels, box
+    syntax). Exits 1 listing the first problems (record id: problem).
 
     \b
     Example:

@@ -10,7 +10,9 @@ with ``image_url`` parts), ``hf`` (parquet + ``Image()`` features, the ``hf`` ex
 (ProVision-10M records). A *target* (``--target qwen2-vl`` ..., :mod:`mmgen.export.targets`) picks the
 format and what one trainer or model family expects: image-token labels, box syntax, path style, and
 the trainer's own files (LLaMA-Factory arguments with ``media_dir``, InternVL's meta file).
-``merge_per_image`` writes one conversation per image (LLaVA-665k layout). The JSON formats write ``OUT/train.json`` and,
+``merge_per_image`` writes one conversation per image (LLaVA-665k layout).
+
+The JSON formats write ``OUT/train.json`` and,
 with a validation fraction, ``OUT/val.json`` (``.jsonl`` with ``jsonl=True``). Every export also writes
 ``OUT/export.json`` (format, options, files and counts), which ``mmgen validate`` reads for defaults.
 
@@ -45,7 +47,8 @@ from .targets import TARGETS, Skip, get_target, resolve, trainer_settings, write
 
 log = logging.getLogger("mmgen.export")
 
-__all__ = ["FORMATS", "ALIASES", "MANIFEST", "TARGETS", "ExportError", "ExportOptions", "ExportSummary", "Format", "Malformed",
+__all__ = ["FORMATS", "ALIASES", "MANIFEST", "TARGETS", "ExportError", "ExportOptions", "ExportSummary", "Format",
+           "Malformed",
            "RecordView", "Rendered", "Turn", "export", "get_format", "iter_qa", "read_export", "find_manifest"]
 
 FORMATS: dict[str, Format] = {f.name: f for f in (LlavaFormat(), ShareGPTFormat(), MessagesFormat(), OpenAIFormat(),

@@ -7,7 +7,7 @@ target            format     image paths                     boxes in questions 
 ================  =========  ==============================  ===================================  ==============
 llava-1.5         llava      relative: ``--image_folder``    ``[0.12, 0.30, 0.25, 0.45]`` in [0,1]  skipped, counted
 llava-onevision   llava      relative: ``--image_folder``    ``[0.12, 0.30, 0.25, 0.45]`` in [0,1]  ``Image 1: <image>``
-qwen2-vl          sharegpt   relative: LLaMA-Factory         ``<|box_start|>(120,300),(250,450)``    ``Image 1: <image>``
+qwen2-vl          sharegpt   relative: LLaMA-Factory         ``<|box_start|>(120,300),(250,450)``   ``Image 1: <image>``
                              ``media_dir``                   ``<|box_end|>`` in [0,1000]
 qwen2.5-vl        sharegpt   relative: ``media_dir``         ``[x1, y1, x2, y2]`` pixels of the     ``Image 1: <image>``
                                                              resized image (see below)
@@ -321,8 +321,9 @@ def _dataset_names(files: dict[str, int]) -> set[str]:
 # --------------------------------------------------------------------------------------- validation
 def _box_problems(style: str, text: str, size: tuple[int, int] | None) -> list[str]:
     problems = []
-    if style != "norm" and NORM_BOX.search(text):
-        problems.append(f"a normalised [0,1] box {NORM_BOX.search(text).group(0)} where {style} boxes belong")  # type: ignore[union-attr]
+    left = NORM_BOX.search(text) if style != "norm" else None
+    if left is not None:
+        problems.append(f"a normalised [0,1] box {left.group(0)} where {style} boxes belong")
     for other, opener in BOX_OPENERS.items():
         if other != style and opener in text:
             problems.append(f"a {other} box ({opener}) where {style} boxes belong")
