@@ -206,6 +206,15 @@ def test_llava_onevision_always_lists_and_loads_with_datasets_json(tmp_path: Pat
     assert len(ds) == 6 and [len(i) for i in ds["image"]].count(2) == 1
 
 
+def test_plain_llava_says_when_it_mixes_paths_and_lists(tmp_path: Path, root: Path) -> None:
+    from mmgen.export import MIXED_IMAGE_FIELD
+
+    _, summary = export_records(tmp_path, mixed_records(), root, fmt="llava")
+    assert summary.notes[MIXED_IMAGE_FIELD] == 5
+    _, summary = export_records(tmp_path, mixed_records()[:2], root, name="single", fmt="llava")
+    assert MIXED_IMAGE_FIELD not in summary.notes
+
+
 def test_internvl_labels_jsonl_and_meta_file(tmp_path: Path, root: Path) -> None:
     out, _ = export_records(tmp_path, mixed_records(), root, target="internvl", val_fraction=0.0)
     assert sorted(p.name for p in out.iterdir()) == ["export.json", "internvl_meta.json", "train.jsonl"]

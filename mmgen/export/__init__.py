@@ -183,11 +183,16 @@ def merged_per_image(items: Iterator[Rendered], options: ExportOptions, summary:
         yield merge_group(group, options)
 
 
-def _counted(items: Iterator[Rendered], summary: ExportSummary) -> Iterator[Rendered]:
+def _counted(items: Iterator[Rendered], summary: ExportSummary, sizes: Counter) -> Iterator[Rendered]:
     for item in items:
         summary.records += 1
         summary.per_split[item.split] += 1
+        sizes["several" if len(item.images) > 1 else "one"] += 1
         yield item
+
+
+MIXED_IMAGE_FIELD = ("llava records with 'image' as one path beside records with a list (datasets' JSON loader "
+                     "wants one type: --target llava-onevision always writes a list)")
 
 
 def export(src: str | os.PathLike[str], out: str | os.PathLike[str], fmt: str | None = None,
@@ -216,7 +221,10 @@ def export(src: str | os.PathLike[str], out: str | os.PathLike[str], fmt: str | 
     items = _rendered(src, options, summary)
     if options.merge_per_image:
         items = merged_per_image(items, options, summary)
-    summary.files = format_.write(_counted(items, summary), out, options)
+    sizes: Counter = Counter()
+    summary.files = format_.write(_counted(items, summary, sizes), out, options)
+    if format_.name == "llava" and target.image_field == "auto" and len(sizes) == 2:
+        summary.notes[MIXED_IMAGE_FIELD] = sizes["one"]
     trainer = None
     if target.name:
         def write_text(path: Path, text: str) -> None:
