@@ -39,7 +39,7 @@ def test_profiles() -> None:
     assert full.enabled_stages() == ["detect", "segment", "depth", "color", "clip_attributes", "relations",
                                      "clip_relations", "ocr"]
     assert {n for n, s in full.stages.items() if s.get("optional")} == {"depth", "clip_attributes", "clip_relations"}
-    assert make_config().profile == "fast" and set(PROFILES) == {"fast", "full"}
+    assert make_config().profile == "fast" and set(PROFILES) == {"fast", "full", "quality"}
 
 
 def test_toml_config_and_overrides(tmp_path: Path) -> None:

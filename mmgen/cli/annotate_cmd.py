@@ -57,7 +57,8 @@ def parse_weights(values: Sequence[str]) -> dict[str, str]:
                    "file's folder, or the glob's folder part).")
 @click.option("--profile", type=click.Choice(list(PROFILES)), default=None,
               help="fast: detect, segment, colour, geometric relations, OCR. full: + depth, CLIP attributes, "
-                   "CLIP relation check (each skipped with a warning when its weights are missing). "
+                   "CLIP relation check (each skipped with a warning when its weights are missing). quality (GPU): "
+                   "CLIP tags, OWLv2, SAM 2.1, Depth Anything V2 large, CLIP checks, every model required. "
                    "Default: the config's profile, else fast.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML file with profile, per-stage options ([stages.NAME]) and [weights].")

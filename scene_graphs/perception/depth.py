@@ -1,8 +1,9 @@
 """Monocular relative depth with transformers, and a depth summary per object.
 
-Models (``model``): ``depth-anything-v2-small`` (default) and ``dpt-hybrid-midas`` (MiDaS v3 hybrid),
+Models (``model``): ``depth-anything-v2-small`` (default), ``depth-anything-v2-large`` (the quality
+profile; CC-BY-NC-4.0, non-commercial) and ``dpt-hybrid-midas`` (MiDaS v3 hybrid),
 both loaded with ``AutoModelForDepthEstimation`` / ``AutoImageProcessor`` from a local Hugging Face
-snapshot or the hub. Both predict relative *inverse* depth, so the map is stored with
+snapshot or the hub. All predict relative *inverse* depth, so the map is stored with
 ``larger_is_nearer=True``.
 
 * Each image is preprocessed alone (the processor keeps the aspect ratio, so sizes differ); images
@@ -12,15 +13,19 @@ snapshot or the hub. Both predict relative *inverse* depth, so the map is stored
   ``map_max_side`` (area interpolation); ``0`` keeps the model's resolution.
 * ``Object.depth`` is :meth:`~scene_graphs.model.DepthMap.median_in` of the stored map under the
   object's mask (its box when it has none), so anyone can recompute it from the saved graph.
-* ``random_init=True`` builds the real Depth Anything V2 small architecture from its configuration
-  with random weights: for timing and tests on machines without the weights. Its output is noise;
-  the provenance says ``random-init``.
+* ``random_init=True`` builds the real Depth Anything V2 small or large architecture from its
+  configuration with random weights (``random_init_config``: a ``config.json`` to build instead, for
+  tests): for timing and tests on machines without the weights. Its output is noise; the provenance
+  says ``random-init``.
+* ``mixed_precision``: bfloat16 autocast on CUDA (the quality profile turns it on); no effect on the CPU.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -46,6 +51,35 @@ def depth_anything_v2_small_config() -> Any:
     return DepthAnythingConfig(backbone_config=backbone, fusion_hidden_size=64, head_hidden_size=32,
                                neck_hidden_sizes=[48, 96, 192, 384], reassemble_hidden_size=384,
                                reassemble_factors=[4, 2, 1, 0.5], depth_estimation_type="relative")
+
+
+def depth_anything_v2_large_config() -> Any:
+    """The configuration of Depth Anything V2 large (ViT-L/14 DINOv2 backbone, DPT head)."""
+    from transformers import DepthAnythingConfig, Dinov2Config
+
+    backbone = Dinov2Config(hidden_size=1024, num_attention_heads=16, num_hidden_layers=24, intermediate_size=4096,
+                            patch_size=14, image_size=518, out_features=["stage5", "stage12", "stage18", "stage24"],
+                            out_indices=[5, 12, 18, 24], reshape_hidden_states=False)
+    return DepthAnythingConfig(backbone_config=backbone, fusion_hidden_size=256, head_hidden_size=32,
+                               neck_hidden_sizes=[256, 512, 1024, 1024], reassemble_hidden_size=1024,
+                               reassemble_factors=[4, 2, 1, 0.5], depth_estimation_type="relative")
+
+
+RANDOM_INIT_CONFIGS = {"depth-anything-v2-small": depth_anything_v2_small_config,
+                       "depth-anything-v2-large": depth_anything_v2_large_config}
+
+
+def random_depth_config(model_name: str, path: str = "") -> Any:
+    """The configuration a ``random_init`` depth stage builds: the real model's, or a Hugging Face
+    ``config.json`` (``random_init_config``: same classes, other sizes, for tests)."""
+    if not path:
+        return RANDOM_INIT_CONFIGS[model_name]()
+    from transformers import DepthAnythingConfig
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise AnnotatorError(f"stage 'depth': random_init_config {p} is not a file")
+    return DepthAnythingConfig.from_json_file(str(p))
 
 
 def dpt_processor(size: int) -> Any:
@@ -83,13 +117,15 @@ class DepthEstimator(Annotator):
     fills = frozenset({"depth"})
     requires = {"torch": "torch", "transformers": "transformers"}
     distributions = ("transformers", "torch")
-    model_choices = ("depth-anything-v2-small", "dpt-hybrid-midas")
+    model_choices = ("depth-anything-v2-small", "depth-anything-v2-large", "dpt-hybrid-midas")
     defaults = {
         "model": "depth-anything-v2-small",
         "input_size": 0,
         "map_max_side": 320,
         "batch_size": 4,
+        "mixed_precision": False,
         "random_init": False,
+        "random_init_config": "",
     }
 
     def _load(self, device: str) -> None:
@@ -101,10 +137,11 @@ class DepthEstimator(Annotator):
         if size and size < 14:
             raise AnnotatorError("stage 'depth': input_size must be 0 (the model's own) or at least 14")
         if self.options["random_init"]:
-            if model_name != "depth-anything-v2-small":
-                raise AnnotatorError("stage 'depth': random_init is available for depth-anything-v2-small only")
+            if model_name not in RANDOM_INIT_CONFIGS:
+                raise AnnotatorError(f"stage 'depth': random_init is available for {', '.join(RANDOM_INIT_CONFIGS)} only")
             torch.manual_seed(0)
-            self.model = AutoModelForDepthEstimation.from_config(depth_anything_v2_small_config())
+            self.model = AutoModelForDepthEstimation.from_config(random_depth_config(
+                model_name, self.options["random_init_config"]))
             self.processor = dpt_processor(size or 518)
         else:
             resolved = self.resolve_weights(model_name)
@@ -138,7 +175,9 @@ class DepthEstimator(Annotator):
         for i, t in enumerate(tensors):
             groups.setdefault(tuple(t.shape), []).append(i)
         step = max(1, int(self.options["batch_size"]))
-        with torch.inference_mode():
+        cast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.options["mixed_precision"]
+                and self.device.startswith("cuda") else nullcontext())
+        with torch.inference_mode(), cast:
             for indices in groups.values():
                 for start in range(0, len(indices), step):
                     chunk = indices[start:start + step]

@@ -8,6 +8,10 @@ weights or packages are missing):
 * ``full``: ``fast`` plus ``depth`` (Depth Anything V2 small, optional), ``clip_attributes`` (OpenCLIP,
   optional) and ``clip_relations`` (CLIP check of the geometric relations, optional); ``relations``
   then also gives *in front of* / *behind* from depth.
+* ``quality`` (GPU machines, see :mod:`.quality`): ``tag`` (CLIP zero-shot tags over an open vocabulary)
+  -> ``ov_detect`` (OWLv2 asked for the tags) -> ``sam2`` (SAM 2.1 box-prompted masks) -> ``depth``
+  (Depth Anything V2 large) -> ``color`` -> ``clip_attributes`` -> ``relations`` -> ``clip_relations``
+  -> ``ocr``; no stage is optional (a missing model is an error).
 
 A TOML config (read with ``tomllib``) can set the profile and override any stage::
 
@@ -46,8 +50,11 @@ from .base import Annotator
 from .pipeline import Pipeline
 
 STAGE_CLASSES: Mapping[str, tuple[str, str]] = {
+    "tag": ("quality", "ImageTagger"),
     "detect": ("detect", "Detector"),
+    "ov_detect": ("quality", "OpenVocabDetector"),
     "segment": ("segment", "Segmenter"),
+    "sam2": ("quality", "BoxSegmenter"),
     "depth": ("depth", "DepthEstimator"),
     "color": ("attributes", "ColorAttributes"),
     "clip_attributes": ("attributes", "ClipAttributes"),
@@ -64,6 +71,9 @@ PROFILES: Mapping[str, Mapping[str, Mapping[str, Any]]] = {
     "full": {"detect": {}, "segment": {}, "depth": {"optional": True}, "color": {},
              "clip_attributes": {"optional": True}, "relations": {}, "clip_relations": {"optional": True},
              "ocr": {}},
+    "quality": {"tag": {}, "ov_detect": {}, "sam2": {}, "depth": {"model": "depth-anything-v2-large", "mixed_precision": True},
+                "color": {}, "clip_attributes": {"optional": False}, "relations": {},
+                "clip_relations": {"optional": False}, "ocr": {}},
 }
 
 CONFIG_KEYS = frozenset({"profile", "device", "batch_size", "shard_size", "max_pixels", "offline", "stages", "weights"})

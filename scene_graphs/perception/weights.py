@@ -153,6 +153,31 @@ CATALOG: dict[str, WeightSpec] = {s.name: s for s in (
         "Depth Anything V2 small, relative depth (larger = nearer)",
         download="hf:depth-anything/Depth-Anything-V2-Small-hf", hf_repo="depth-anything/Depth-Anything-V2-Small-hf"),
     WeightSpec(
+        "depth-anything-v2-large", "depth",
+        (WeightFile("Depth-Anything-V2-Large-hf", format="Hugging Face snapshot", is_dir=True),),
+        "CC-BY-NC-4.0", "https://huggingface.co/depth-anything/Depth-Anything-V2-Large-hf",
+        "Depth Anything V2 large, relative depth (larger = nearer); quality profile",
+        download="hf:depth-anything/Depth-Anything-V2-Large-hf", hf_repo="depth-anything/Depth-Anything-V2-Large-hf",
+        notes="non-commercial licence; use depth-anything-v2-small (Apache-2.0) for commercial data"),
+    WeightSpec(
+        "owlv2-base", "detect (open vocabulary)",
+        (WeightFile("owlv2-base-patch16-ensemble", format="Hugging Face snapshot", is_dir=True),),
+        "Apache-2.0", "https://huggingface.co/google/owlv2-base-patch16-ensemble",
+        "OWLv2 base/16 (ensemble), open-vocabulary detector (transformers); quality profile",
+        download="hf:google/owlv2-base-patch16-ensemble", hf_repo="google/owlv2-base-patch16-ensemble"),
+    WeightSpec(
+        "sam2.1-hiera-tiny", "segment (box prompts)",
+        (WeightFile("sam2.1-hiera-tiny", format="Hugging Face snapshot", is_dir=True),),
+        "Apache-2.0", "https://huggingface.co/facebook/sam2.1-hiera-tiny",
+        "SAM 2.1 Hiera tiny, promptable segmentation (transformers Sam2Model); quality profile",
+        download="hf:facebook/sam2.1-hiera-tiny", hf_repo="facebook/sam2.1-hiera-tiny"),
+    WeightSpec(
+        "sam2.1-hiera-large", "segment (box prompts)",
+        (WeightFile("sam2.1-hiera-large", format="Hugging Face snapshot", is_dir=True),),
+        "Apache-2.0", "https://huggingface.co/facebook/sam2.1-hiera-large",
+        "SAM 2.1 Hiera large, promptable segmentation (transformers Sam2Model)",
+        download="hf:facebook/sam2.1-hiera-large", hf_repo="facebook/sam2.1-hiera-large"),
+    WeightSpec(
         "dpt-hybrid-midas", "depth",
         (WeightFile("dpt-hybrid-midas", format="Hugging Face snapshot", is_dir=True),),
         "MIT", "https://huggingface.co/Intel/dpt-hybrid-midas",
