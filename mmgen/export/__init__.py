@@ -223,7 +223,7 @@ def export(src: str | os.PathLike[str], out: str | os.PathLike[str], fmt: str | 
         items = merged_per_image(items, options, summary)
     sizes: Counter = Counter()
     summary.files = format_.write(_counted(items, summary, sizes), out, options)
-    if format_.name == "llava" and target.image_field == "auto" and len(sizes) == 2:
+    if format_.name == "llava" and not target.name and len(sizes) == 2:
         summary.notes[MIXED_IMAGE_FIELD] = sizes["one"]
     trainer = None
     if target.name:
