@@ -5,9 +5,9 @@ Answers come from the box's aspect ratio in pixels with a clear margin: "tall" w
 least :data:`ASPECT_RATIO` times the width, "wide" when the width is at least that times the height;
 in between the program abstains. A box touching the image border (within :data:`BORDER` of a side)
 may be cut off, so its shape is not the object's: it is not asked about. With a mask, the mask's own
-bounding box must agree. Asked as yes/no, with each object asked both ways ("Is it taller than
-wide?", "Is it wider than tall?") and as many "yes" as "no" per image, so the shape word in the
-question tells nothing. Metric height and width (VQASynth's "how tall is...") need metric depth and
+bounding box must agree. Asked as yes/no, once per object, a tall object and a wide one asked with the
+same shape word (drawn per pair): as many "yes" as "no" per image, and the shape word in the question
+tells nothing about the answer. Metric height and width (VQASynth's "how tall is...") need metric depth and
 camera intrinsics, which the graph does not carry: not asked.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 from scene_graphs.model import Object
 
 from ..base import YES_NO, GraphView, Plan, Program, Realized, Template, register
-from ..common import box_text
+from ..common import box_text, hashed_order
 from ..grammar import capitalize
 from .compare_attributes import as_many_of_each
 from .objects import spatial_by_id, spatial_pool
@@ -74,13 +74,19 @@ class BoxShape(Program):
     )
 
     def solved_candidates(self, view: GraphView) -> list[tuple[Plan, Any]]:
-        out: list[tuple[Plan, Any]] = []
+        """One question per object (one fact, one question), objects paired a tall one with a wide one and
+        each pair asked with one shape word drawn per pair: every pair gives a "yes" and a "no" under the
+        same word, so neither the answer nor the word asked tells the other."""
+        shaped = {"tall": [], "wide": []}  # type: dict[str, list[str]]
         for o, _ in spatial_pool(view):
             shape = box_shape(view, o)
-            if shape is None:
-                continue
-            for asked in sorted(SHAPES):
-                out.append(({"object_id": o.id, "shape": asked}, asked == shape))
+            if shape is not None:
+                shaped[shape].append(o.id)
+        out: list[tuple[Plan, Any]] = []
+        for tall, wide in zip(shaped["tall"], shaped["wide"]):
+            asked = hashed_order(view, f"{self.id}|{tall}|{wide}", sorted(SHAPES))[0]
+            out.append(({"object_id": tall, "shape": asked}, asked == "tall"))
+            out.append(({"object_id": wide, "shape": asked}, asked == "wide"))
         return as_many_of_each(out)
 
     def solve(self, view: GraphView, plan: Plan) -> Any:

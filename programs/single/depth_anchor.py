@@ -6,8 +6,8 @@ two objects is unknown: an object beside the anchor in the picture but far behin
 depth but across the room, cannot be ranked. Only differences of distance *from the camera* are asked
 ("at the most different depth"), the mirror of ``single.nearest_to_anchor``: the winner's depth difference
 from the anchor must exceed every other choice's by ``config.min_depth_gap`` of the map's range, the
-choices have distinct labels (the answer is a label), and none is one thing with the anchor (named through
-it, or entangled with it: :func:`programs.predicates.entangled`). Metric "how far apart are X and Y" needs
+choices have distinct labels (the answer is a label), and no two objects of a question are one thing
+(one named through the other, or entangled: :func:`programs.predicates.entangled`). Metric "how far apart are X and Y" needs
 metric depth and intrinsics in the data model: not asked.
 """
 
@@ -60,6 +60,9 @@ class FarthestFromAnchor(Program):
         if any((anchor.id, c.id) in tied or entangled(view, anchor.id, c.id)  # type: ignore[union-attr]
                for c in choices):
             return None
+        if any((a.id, b.id) in tied or entangled(view, a.id, b.id)  # type: ignore[union-attr]
+               for a, b in itertools.combinations(choices, 2)):
+            return None  # the cup and the table it stands on are not ranked against each other
         na = object_nearness(view, anchor)
         near = [object_nearness(view, c) for c in choices]  # type: ignore[arg-type]
         if na is None or any(n is None for n in near):

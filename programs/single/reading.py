@@ -140,6 +140,8 @@ class ReadingOrder(Program):
         ids = hashed_order(view, self.id, sorted(_quoted(view)))[:8]
         out: list[tuple[Plan, Any]] = []
         for k in (3, 2):
+            if out:
+                break  # three lines found: their pairs would ask the same facts again
             for group in itertools.combinations(ids, k):
                 order = hashed_order(view, f"{self.id}|{group}", list(group))
                 # two lines: one fact, asked once ("first" or "last" drawn per pair); three: two facts
