@@ -26,6 +26,9 @@ from tests.test_export import IMAGES, make_qa, sample_qa_dir, write_qa
 DS219 = Path(os.environ.get("MMGEN_DS219_VENV", "/tmp/venv-ds219"))
 """A venv with the lowest datasets we declare: ``python -m venv /tmp/venv-ds219 &&
 /tmp/venv-ds219/bin/pip install "datasets==2.19.*" "pyarrow<17" "numpy<2" pillow``."""
+DS3 = Path(os.environ.get("MMGEN_DS3_VENV", "/tmp/venv-ds3"))
+"""Optional, datasets 3.x (which cannot read the ``List`` feature type of datasets 4+): ``python -m venv
+/tmp/venv-ds3 && /tmp/venv-ds3/bin/pip install "datasets==3.6.*" pillow``."""
 
 VALUE = [0.279, 0.436, 0.421, 0.645]
 """A grounding record's structured value (3 decimals); its answer text says ``[0.28, 0.44, 0.42, 0.65]``."""
@@ -216,7 +219,10 @@ def test_plain_llava_says_when_it_mixes_paths_and_lists(tmp_path: Path, root: Pa
 
 
 def test_internvl_labels_jsonl_and_meta_file(tmp_path: Path, root: Path) -> None:
-    out, _ = export_records(tmp_path, mixed_records(), root, target="internvl", val_fraction=0.0)
+    from mmgen.export import MIXED_IMAGE_FIELD
+
+    out, summary = export_records(tmp_path, mixed_records(), root, target="internvl", val_fraction=0.0)
+    assert MIXED_IMAGE_FIELD not in summary.notes  # InternVL's loader takes a path for one image, a list for several
     assert sorted(p.name for p in out.iterdir()) == ["export.json", "internvl_meta.json", "train.jsonl"]
     raws = list(iter_json_records(out / "train.jsonl"))
     multi = next(r for r in raws if isinstance(r["image"], list))
@@ -373,20 +379,23 @@ def test_parquet_metadata_has_no_list_feature_type(tmp_path: Path, root: Path) -
     assert sorted(len(i) for i in ds["image_paths"]) == [1, 1, 1, 1, 1, 2]
 
 
-@pytest.mark.skipif(not (DS219 / "bin" / "python").is_file() and not os.environ.get("CI"),
-                    reason=f"no datasets 2.19 venv at {DS219} (see DS219)")
-def test_parquet_loads_with_the_lowest_declared_datasets(tmp_path: Path, root: Path) -> None:
+@pytest.mark.parametrize("venv, version, required", [(DS219, "2.19", True), (DS3, "3.", False)])
+def test_parquet_loads_with_older_datasets(venv: Path, version: str, required: bool, tmp_path: Path,
+                                           root: Path) -> None:
+    """The lowest declared datasets (required in CI) and 3.x (when its venv exists) read our parquet."""
+    if not (venv / "bin" / "python").is_file() and not (required and os.environ.get("CI")):
+        pytest.skip(f"no datasets {version} venv at {venv} (see DS219 / DS3)")
     out, _ = export_records(tmp_path, mixed_records(), root, target="trl")
     script = ("import sys, datasets\n"  # a fresh cache: 2.19 would find an earlier load of another folder "out"
               "ds = datasets.load_dataset(sys.argv[1], name='all', split='train', cache_dir=sys.argv[2])\n"
               "im = ds[5]['images'] if len(ds[5]['images']) == 2 else ds[0]['images']\n"
               "print(datasets.__version__, len(ds), sum(len(x) for x in ds['images']), type(im[0]).__name__)\n")
-    run = subprocess.run([str(DS219 / "bin" / "python"), "-c", script, str(out), str(tmp_path / "cache")],
+    run = subprocess.run([str(venv / "bin" / "python"), "-c", script, str(out), str(tmp_path / "cache")],
                          capture_output=True, text=True,
                          timeout=300, env={**os.environ, "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": ""})
     assert run.returncode == 0, run.stderr[-2000:]
-    version, rows, images, kind = run.stdout.split()[-4:]
-    assert version.startswith("2.19") and (rows, images) == ("6", "7") and kind.endswith("ImageFile")
+    found, rows, images, kind = run.stdout.split()[-4:]
+    assert found.startswith(version) and (rows, images) == ("6", "7") and kind.endswith("ImageFile")
 
 
 # --------------------------------------------------------------------------------------- CLI
