@@ -382,20 +382,27 @@ def test_parquet_metadata_has_no_list_feature_type(tmp_path: Path, root: Path) -
 @pytest.mark.parametrize("venv, version, required", [(DS219, "2.19", True), (DS3, "3.", False)])
 def test_parquet_loads_with_older_datasets(venv: Path, version: str, required: bool, tmp_path: Path,
                                            root: Path) -> None:
-    """The lowest declared datasets (required in CI) and 3.x (when its venv exists) read our parquet."""
+    """The lowest declared datasets (required in CI) and 3.x (when its venv exists) read our parquet, and
+    the JSON files meant for ``load_dataset("json")`` (each field one type: ``image`` always a list)."""
     if not (venv / "bin" / "python").is_file() and not (required and os.environ.get("CI")):
         pytest.skip(f"no datasets {version} venv at {venv} (see DS219 / DS3)")
     out, _ = export_records(tmp_path, mixed_records(), root, target="trl")
+    json_files = [export_records(tmp_path, mixed_records(), root, name=name, fmt=fmt, target=target)[0] / "train.json"
+                  for name, fmt, target in (("onevision", None, "llava-onevision"), ("lf", None, "llamafactory"),
+                                            ("messages", "messages", None))]
     script = ("import sys, datasets\n"  # a fresh cache: 2.19 would find an earlier load of another folder "out"
               "ds = datasets.load_dataset(sys.argv[1], name='all', split='train', cache_dir=sys.argv[2])\n"
               "im = ds[5]['images'] if len(ds[5]['images']) == 2 else ds[0]['images']\n"
-              "print(datasets.__version__, len(ds), sum(len(x) for x in ds['images']), type(im[0]).__name__)\n")
-    run = subprocess.run([str(venv / "bin" / "python"), "-c", script, str(out), str(tmp_path / "cache")],
-                         capture_output=True, text=True,
+              "rows = [len(datasets.load_dataset('json', data_files=f, split='train', cache_dir=sys.argv[2]))\n"
+              "        for f in sys.argv[3:]]\n"
+              "print(datasets.__version__, len(ds), sum(len(x) for x in ds['images']), type(im[0]).__name__, rows)\n")
+    run = subprocess.run([str(venv / "bin" / "python"), "-c", script, str(out), str(tmp_path / "cache"),
+                          *map(str, json_files)], capture_output=True, text=True,
                          timeout=300, env={**os.environ, "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": ""})
     assert run.returncode == 0, run.stderr[-2000:]
-    found, rows, images, kind = run.stdout.split()[-4:]
+    found, rows, images, kind = run.stdout.split("\n")[-2].split(" ", 4)[:4]
     assert found.startswith(version) and (rows, images) == ("6", "7") and kind.endswith("ImageFile")
+    assert run.stdout.strip().endswith("[6, 6, 6]")
 
 
 # --------------------------------------------------------------------------------------- CLI

@@ -10,6 +10,8 @@ part (the placement option); other messages hold plain strings. The URL is the w
 (``--image-urls path``: give ``--path-prefix https://host/images/`` so it is a URL OpenAI can fetch) or the
 image itself as a base64 ``data:`` URL (``--image-urls data``, needs ``--image-root``). Records carry
 nothing but ``messages`` (OpenAI's files have no id): ``mmgen validate`` checks them without ids.
+The file is for OpenAI: ``content`` is a string in some messages and a list of parts in others, which
+``datasets.load_dataset("json")`` before 4.0 cannot hold in one column (use ``messages`` or ``hf`` there).
 """
 
 from __future__ import annotations
