@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +181,31 @@ def test_reader_records_its_search_for_text(reader: TextReader) -> None:
     assert g_bus.faint_count("text") >= 1 and 0.05 <= s.best_below["text"] < 0.8   # e.g. "eléctricamEMTe"
     assert not g_bus.confirms_absent("text")
     assert not g_cat.text and g_cat.confirms_absent("text")
+
+
+def test_onnxruntime_sessions_use_half_the_cores(reader: TextReader) -> None:
+    """The OCR reads ahead while the detector runs, so its onnxruntime sessions take half the cores
+    (onnxruntime's default, every core with spinning threads, only burns CPU on a shared machine)."""
+    from scene_graphs.perception.ocr import onnx_threads
+
+    item = load_image(ASSETS / "text_printed_page.png", ASSETS)
+    reader.read_batch([item])  # RapidOCR makes its sessions on first use
+    engine = reader.engine
+    for part in (engine.text_det, engine.text_rec):
+        assert part.session.session.get_session_options().intra_op_num_threads == onnx_threads()
+    assert onnx_threads() >= 1 and onnx_threads() <= max(1, (os.cpu_count() or 1) // 2)
+
+
+def test_read_ahead_consults_the_legibility_gate_and_changes_no_region(reader: TextReader) -> None:
+    """The gate's word lists (about a second to load) are consulted in the read-ahead (the pipeline's
+    background thread), and the regions are those of reading in turn."""
+    from scene_graphs.perception.ocr import word_zipf
+
+    item = load_image(ASSETS / "text_printed_page.png", ASSETS)
+    word_zipf.cache_clear()
+    ahead = reader.read_ahead([item])
+    assert word_zipf.cache_info().currsize > 10  # the words of the page were looked up
+    (with_ahead,) = reader([item], [_graph(item)], ahead)
+    (in_turn,) = reader([item], [_graph(item)])
+    assert with_ahead.text == in_turn.text and len(in_turn.text) >= 3
+    assert with_ahead.evidence == in_turn.evidence

@@ -351,3 +351,70 @@ def test_annotate_command_with_depth_writes_the_npz(tmp_path: Path, monkeypatch:
         assert g.depth is not None and g.depth.larger_is_nearer and max(g.depth.shape) <= 48
         assert all(o.depth == pytest.approx(g.depth.median_in(o.box, g.width, g.height, o.mask)) for o in g.objects)
     assert graphs[0].provenance["stages"]["depth"]["models"][0]["origin"] == "random-init"
+
+
+# ------------------------------------------------------------------------------------ start-up cost
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ROOT / "assets" / "images"
+
+
+def test_nms_indices_keeps_what_torchvision_keeps() -> None:
+    """The NumPy NMS that spares annotate the torchvision import keeps the same boxes in the same order,
+    ties between equal scores (frequent with INT8 models) and duplicate boxes included."""
+    torch = pytest.importorskip("torch")
+    tv_ops = pytest.importorskip("torchvision.ops")
+    from scene_graphs.perception.detect import nms_indices
+
+    rng = np.random.default_rng(7)
+    for trial in range(400):
+        n = int(rng.integers(1, 40))
+        xy, wh = rng.uniform(0, 100, (n, 2)), rng.uniform(0, 40, (n, 2))
+        if trial % 3 == 0:
+            xy, wh = np.round(xy), np.round(wh)
+        boxes = np.concatenate([xy, xy + wh], axis=1)
+        if trial % 5 == 0:
+            boxes[: n // 2] = boxes[n // 2: 2 * (n // 2)]
+        scores = np.round(rng.uniform(0, 1, n) * 8) / 8 if trial % 2 else rng.uniform(0, 1, n)
+        thr = float(rng.choice([0.3, 0.45, 0.5, 0.7]))
+        expected = tv_ops.nms(torch.tensor(boxes, dtype=torch.float32), torch.tensor(scores, dtype=torch.float32),
+                              thr).tolist()
+        assert nms_indices(boxes, scores, thr) == expected, trial
+    assert nms_indices(np.zeros((0, 4)), np.zeros(0), 0.5) == []
+
+
+_DETECT_SEGMENT = """
+import json, sys
+if sys.argv[1] == "with":
+    import torchvision  # Ultralytics then uses torchvision's NMS, as it did before
+from scene_graphs.perception.images import load_image
+from scene_graphs.perception.profiles import build_pipeline, make_config
+root = sys.argv[2]
+items = [load_image(f"{root}/{name}", root) for name in sys.argv[3:]]
+pipeline = build_pipeline(make_config("fast", only=["detect", "segment"])).load("cpu")
+graphs = pipeline.annotate(items)
+print(json.dumps({"torchvision": "torchvision" in sys.modules, "dynamo": "torch._dynamo" in sys.modules,
+                  "graphs": [g.to_dict() for g in graphs]}))
+"""
+
+
+@needs_weights
+@pytest.mark.slow
+def test_detect_and_segment_import_no_torchvision_and_give_the_same_graphs(tmp_path: Path) -> None:
+    """Detection and segmentation on the CPU never import torchvision (2 s of CPU for torch._dynamo, the
+    largest start-up cost of annotate), and give the graphs they give with it imported: street_bus.jpg's
+    segmenter returns two person boxes of equal INT8 score, where tie-breaking decides the mask."""
+    import subprocess
+    import sys
+
+    names = ["street_bus.jpg", "people_cameraman.jpg", "indoor_coffee_cup.jpg"]
+    env = {**os.environ, "MMGEN_WEIGHTS_DIR": str(SHARED), "MMGEN_OFFLINE": "1"}
+    runs = {}
+    for mode in ("without", "with"):
+        res = subprocess.run([sys.executable, "-c", _DETECT_SEGMENT, mode, str(PHOTOS), *names], env=env,
+                             capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr[-2000:]
+        runs[mode] = json.loads(res.stdout.strip().splitlines()[-1])
+    assert not runs["without"]["torchvision"] and not runs["without"]["dynamo"]
+    assert runs["with"]["torchvision"]
+    assert runs["without"]["graphs"] == runs["with"]["graphs"]
+    assert sum(len(g["objects"]) for g in runs["without"]["graphs"]) >= 5

@@ -67,22 +67,30 @@ SUMMARY_FILE = "annotate.json"
 
 
 class PipelineFactory:
-    """Builds and loads the perception pipeline inside a worker (only settings travel)."""
+    """Builds and loads the perception pipeline inside a worker (only settings travel). With
+    ``background`` (default) the stages after the read-ahead ones (OCR) load in a thread while the
+    first batch is decoded and its text read (:meth:`scene_graphs.perception.pipeline.Pipeline.load`):
+    a one-shot annotate of a few images spends most of its time starting up."""
 
     def __init__(self, config: Any, device: str = "auto", offline: bool | None = None,
-                 provenance: dict[str, Any] | None = None) -> None:
+                 provenance: dict[str, Any] | None = None, background: bool = True) -> None:
         self.config = config
         self.device = device
         self.offline = offline
         self.provenance = dict(provenance or {})
+        self.background = background
 
     def __call__(self) -> Any:
         from scene_graphs.perception.profiles import build_pipeline
 
-        pipeline = build_pipeline(self.config, offline=self.offline, provenance=self.provenance).load(self.device)
-        log.info("stages: %s%s", ", ".join(s.name for s in pipeline.stages),
-                 f" (skipped: {', '.join(pipeline.skipped)})" if pipeline.skipped else "")
-        return pipeline
+        pipeline = build_pipeline(self.config, offline=self.offline, provenance=self.provenance)
+        pipeline.on_loaded = _announce
+        return pipeline.load(self.device, background=self.background)
+
+
+def _announce(pipeline: Any) -> None:
+    log.info("stages: %s%s", ", ".join(s.name for s in pipeline.stages),
+             f" (skipped: {', '.join(pipeline.skipped)})" if pipeline.skipped else "")
 
 
 def _fatal_errors() -> tuple[type[BaseException], ...]:
@@ -155,6 +163,9 @@ class AnnotateWorker(ShardWorker):
             if unsaved:  # keep every finished image for the rerun
                 write_graphs(files.checkpoint_path(), unsaved)
             raise
+        wait_loaded = getattr(self.pipeline, "wait_loaded", None)
+        if wait_loaded is not None:  # a background load ends with the first batch; here when none was annotated
+            wait_loaded()
         graphs = [g for e in entries if (g := reused.get(e.path) or made.get(e.path)) is not None]
         if len(graphs) != len(reused) + len(made):
             raise RuntimeError(f"graph paths do not match the shard's index entries ({payload['index']})")

@@ -6,6 +6,14 @@ problem is raised. :meth:`Pipeline.annotate` turns a batch of decoded images int
 a stage whose model work needs only the pixels (``reads_ahead``: OCR) starts that work in a background
 thread when the batch arrives, so it overlaps the stages before it; the graphs are the same;
 :func:`annotate_paths` decodes files, batches them and reports the images it could not use.
+
+``load(background=True)`` (what ``mmgen annotate`` uses) loads the read-ahead stages at once and the
+others in a background thread, so the first batch's text is read while torch and Ultralytics are
+imported (OCR inference leaves the interpreter free; imports need it): a one-shot annotate of a few
+images spends most of its time starting up. The first :meth:`Pipeline.annotate` (and
+:attr:`Pipeline.fields`, :meth:`Pipeline.wait_loaded`) waits for the loading to end and raises what it
+raised; an optional stage that cannot load is dropped then, with the same warning. Nothing else changes:
+same stages, same order, same graphs.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import logging
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -66,37 +74,60 @@ class Pipeline:
         self.skipped: dict[str, str] = {}
         self.extra_provenance = dict(provenance or {})
         self.loaded = False
+        self.on_loaded: Callable[[Pipeline], None] | None = None
+        """Called once the stages are loaded (after a background load: by the call that waited for it)."""
+        self._loading: Future[dict[str, str]] | None = None
         self._ahead_pool: ThreadPoolExecutor | None = None
         self.seconds: Counter[str] = Counter()
         """Seconds spent in each stage (and ``decode`` in :func:`annotate_paths`) since the pipeline was made."""
 
-    def load(self, device: str = "auto") -> Pipeline:
-        """Load every stage; drop optional ones that cannot run (with a warning)."""
-        if self.loaded:
+    def load(self, device: str = "auto", background: bool = False) -> Pipeline:
+        """Load every stage; drop optional ones that cannot run (with a warning). With ``background``,
+        the read-ahead stages load now and the others in a thread (see the module docstring)."""
+        if self.loaded or self._loading is not None:
             return self
         _check_order(self.stages)
-        kept = []
-        for stage in self.stages:
+        first = [s for s in self.stages[1:] if s.reads_ahead] if background else []
+        if not first:
+            self.skipped.update(_load_stages(self.stages, device))
+            self._finish_loading()
+            return self
+        self.skipped.update(_load_stages(first, device))
+        self.stages = [s for s in self.stages if s.name not in self.skipped]
+        rest = [s for s in self.stages if s not in first]
+        loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load")
+        self._loading = loader.submit(_load_stages, rest, device)
+        loader.shutdown(wait=False)
+        return self
+
+    def wait_loaded(self) -> Pipeline:
+        """Wait for a background load to end; raises what the loading raised."""
+        if self._loading is not None:
+            loading = self._loading
             try:
-                stage.load(device)
-            except (MissingWeightsError, MissingDependencyError) as exc:
-                if not stage.optional:
-                    raise
-                self.skipped[stage.name] = str(exc)
-                log.warning("skipping optional stage %r: %s", stage.name, exc)
-                continue
-            kept.append(stage)
+                skipped = loading.result()
+            finally:
+                self._loading = None
+            self.skipped.update(skipped)
+            self._finish_loading()
+        return self
+
+    def _finish_loading(self) -> None:
+        kept = [s for s in self.stages if s.name not in self.skipped]
         _check_order(kept, after_skips=True)
         self.stages = kept
         self.loaded = True
-        return self
+        if self.on_loaded is not None:
+            self.on_loaded(self)
 
     @property
     def fields(self) -> frozenset[str]:
         """Fields the graphs of this pipeline will list."""
+        self.wait_loaded()
         return frozenset().union(*(s.fills for s in self.stages)) if self.stages else frozenset()
 
     def empty_graph(self, item: ImageItem) -> SceneGraph:
+        self.wait_loaded()
         prov = {**self.extra_provenance, "annotator": "scene_graphs.perception", "stages": {}}
         if self.skipped:
             prov["skipped"] = dict(sorted(self.skipped.items()))
@@ -105,10 +136,23 @@ class Pipeline:
 
     def annotate(self, items: Sequence[ImageItem]) -> list[SceneGraph]:
         """Finished graphs for a batch of decoded images (same order)."""
-        if not self.loaded:
+        return self._run(items, self._begin(items))
+
+    def _begin(self, items: Sequence[ImageItem]) -> dict[str, Future[Any]]:
+        """Start the batch's read-ahead, then wait for the stages to be loaded (loading errors are raised)."""
+        if not self.loaded and self._loading is None:
             self.load()
-        graphs = [self.empty_graph(item) for item in items]
         ahead = self._read_ahead(items)
+        try:
+            self.wait_loaded()
+        except BaseException:
+            for future in ahead.values():
+                future.cancel()
+            raise
+        return ahead
+
+    def _run(self, items: Sequence[ImageItem], ahead: dict[str, Future[Any]]) -> list[SceneGraph]:
+        graphs = [self.empty_graph(item) for item in items]
         try:
             for stage in self.stages:
                 started = time.perf_counter()
@@ -140,9 +184,11 @@ class Pipeline:
 
     def annotate_safely(self, items: Sequence[ImageItem]) -> list[SceneGraph | ImageFailure]:
         """Like :meth:`annotate`, but when the batch fails each image is retried alone and the ones
-        that still fail become :class:`ImageFailure` records instead of stopping the run."""
+        that still fail become :class:`ImageFailure` records instead of stopping the run (a stage that
+        failed to load is raised, never blamed on the images)."""
+        ahead = self._begin(items)
         try:
-            return list(self.annotate(items))
+            return list(self._run(items, ahead))
         except (MissingWeightsError, MissingDependencyError):
             raise
         except Exception as batch_exc:  # noqa: BLE001 - isolate the image that breaks the batch
@@ -154,6 +200,20 @@ class Pipeline:
             for item in items:
                 out.extend(self.annotate_safely([item]))
             return out
+
+
+def _load_stages(stages: Sequence[Annotator], device: str) -> dict[str, str]:
+    """Load ``stages`` in order; returns the optional ones that cannot run (name -> why), warned about."""
+    skipped: dict[str, str] = {}
+    for stage in stages:
+        try:
+            stage.load(device)
+        except (MissingWeightsError, MissingDependencyError) as exc:
+            if not stage.optional:
+                raise
+            skipped[stage.name] = str(exc)
+            log.warning("skipping optional stage %r: %s", stage.name, exc)
+    return skipped
 
 
 def _decode(path: str | os.PathLike[str], root: str | os.PathLike[str], max_pixels: int
