@@ -68,7 +68,7 @@ def test_generated_records_are_all_accounted_for(generated: Path, tmp_path: Path
     for d in dropped:
         assert d["stage"] == "curate" and d["reason"] and d["shard"] == "part-00000.jsonl"
         assert d["record"]["id"] == d["id"]
-    assert sorted(p.name for p in (tmp_path / "cur").glob("part-*")) == ["part-00000.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "cur").glob("part-*.jsonl")) == ["part-00000.jsonl"]
     summary = json.loads((tmp_path / "cur" / "summary.json").read_text())
     assert summary["inputs"] == len(inputs) and summary["kept"] == len(kept) and summary["dropped"] == len(dropped)
     assert sum(summary["dropped_by_filter"].values()) == len(dropped)

@@ -180,3 +180,85 @@ def test_evolve_other_settings_are_refused_not_deleted(qa_dir: Path, reference: 
         assert result.exit_code == 1 and "--overwrite" in result.output and "evolve" in result.output
         assert srv.count == 0
     assert shard_bytes(out) == before
+
+
+# --------------------------------------------------------------------------------------- curate
+def judge_score(data: dict, body: dict) -> dict:
+    return {"score": sum(map(ord, data["record"]["question"])) % 10 + 1, "reason": "scored"}
+
+
+def curate_args(qa: Path, out: Path, server: FakeServer, *extra: str) -> list[str]:
+    return ["curate", str(qa), "-o", str(out), "--judge", "--judge-top", "0.5", "--scene-graphs", str(ASSETS),
+            "--max-answer-share", "0.5", "--min-answer-count", "1", *llm_args(server), *extra]
+
+
+def stamps(out: Path) -> dict[str, int]:
+    return {p.relative_to(out).as_posix(): p.stat().st_mtime_ns for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name not in ("summary.json", "errors.jsonl", "manifest.json", "dropped.jsonl")}
+
+
+def test_curate_plans_first_and_a_rerun_with_the_same_plan_is_a_no_op(qa_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cur"
+    with FakeServer(scripted_model(judge=judge_score)) as srv:
+        args = curate_args(qa_dir, out, srv)
+        args[args.index("--no-llm-cache")] = "--llm-cache"
+        args.insert(args.index("--llm-cache") + 1, str(tmp_path / "c.sqlite"))
+        invoke(args)
+        sent = srv.count
+        assert sent > 0
+        plan = json.loads((out / "plan.json").read_text())
+        decisions = list(read_jsonl(out / "decisions.jsonl"))
+        before = stamps(out)
+        time.sleep(0.01)
+        invoke(args)
+        assert srv.count == sent  # the judge replies come from the cache
+    assert stamps(out) == before  # the same plan: no shard, plan or decision file rewritten
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["shards_resumed"] == N_SHARDS and summary["shards_done"] == 0 and summary["complete"]
+    # the plan says what every shard applies: each drop is a decision of its shard
+    assert [s["name"] for s in plan["shards"]] == [f"part-{i:05d}.jsonl" for i in range(N_SHARDS)]
+    assert sum(s["records"] for s in plan["shards"]) == summary["inputs"] == summary["kept"] + summary["dropped"]
+    dropped = list(read_jsonl(out / "dropped.jsonl"))
+    planned = {(d["shard"], d["line"]): d for d in decisions if "drop" in d}
+    assert len(planned) == len(dropped) == summary["dropped"]
+    for d in dropped:
+        p = planned[(d["shard"], d["line"])]
+        assert (p["id"], p["drop"]) == (d["id"], [d["filter"], d["reason"]])
+    assert {d["filter"] for d in dropped} >= {"judge"}
+    assert sum(1 for d in decisions if "judge" in d) == summary["judge"]["judged"]
+
+
+def test_curate_workers_and_ranks_give_the_same_bytes(qa_dir: Path, tmp_path: Path) -> None:
+    with FakeServer(scripted_model(judge=judge_score)) as srv:
+        invoke(curate_args(qa_dir, tmp_path / "w1", srv))
+        invoke(curate_args(qa_dir, tmp_path / "w2", srv, "--workers", "2"))
+        invoke(curate_args(qa_dir, tmp_path / "ranks", srv, "--shard", "1/2"))
+        assert not (tmp_path / "ranks" / "part-00000.jsonl").exists()
+        invoke(curate_args(qa_dir, tmp_path / "ranks", srv, "--shard", "0/2"))
+    reference = shard_bytes(tmp_path / "w1")
+    assert len(reference) == 2 * N_SHARDS + 1
+    for name in ("w2", "ranks"):
+        assert shard_bytes(tmp_path / name) == reference, name
+        for side in ("plan.json", "decisions.jsonl"):
+            assert (tmp_path / name / side).read_bytes() == (tmp_path / "w1" / side).read_bytes()
+
+
+def test_curate_redoes_only_the_shards_whose_input_or_decisions_changed(qa_dir: Path, tmp_path: Path) -> None:
+    qa = tmp_path / "qa"
+    shutil.copytree(qa_dir, qa)
+    out = tmp_path / "cur"
+    args = ["curate", str(qa), "-o", str(out), "--max-answer-share", "1"]
+    invoke(args)
+    before = stamps(out)
+    first = next(iter(read_jsonl(qa / "part-00000.jsonl")))
+    last = list(read_jsonl(qa / "part-00003.jsonl"))
+    write_jsonl(qa / "part-00003.jsonl", [*last, dict(first, id=first["id"] + "-again")])  # a duplicate of shard 0's
+    time.sleep(0.01)
+    invoke(args)
+    after = stamps(out)
+    changed = sorted(k for k in after if after[k] != before.get(k))
+    assert changed == [".dropped/part-00003.jsonl", "decisions.jsonl", "part-00003.done.json", "part-00003.jsonl",
+                       "plan.json"]
+    dropped = {d["id"]: d for d in read_jsonl(out / "dropped.jsonl")}
+    assert dropped[first["id"] + "-again"]["filter"] == "exact_duplicate"
+    assert first["id"] in {r["id"] for r in read_jsonl(out / "part-00000.jsonl")}

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..engine.options import check_strict, engine_options, options_from
 from ..llm.options import limits_from, llm_options, pop_llm_options, settings_from, vlm_options
 
 log = logging.getLogger("mmgen.curate")
@@ -44,19 +45,22 @@ log = logging.getLogger("mmgen.curate")
               help="Agreement filter: a vision-language model answers each question from the image, blind to our "
                    "answer; records it clearly contradicts are dropped (needs a model, --scene-graphs, --image-root).")
 @vlm_options
-@click.option("--overwrite", is_flag=True, help="Replace an output folder made with other settings.")
+@engine_options(limit_help="Only the first N QA records (quick trials).")
 @llm_options
 def command(qa: Path, out: Path, seed: int, min_question_words: int, max_question_words: int, max_answer_words: int,
             min_latin: float, near_dup_threshold: float, near_dup_any_answer: bool, max_answer_share: float,
             min_answer_count: int, min_quality: float, judge: bool, judge_threshold: float | None,
             judge_top: float | None, sg: Path | None, vlm: bool, vlm_verify: bool, image_root: Path | None,
-            vlm_max_side: int, overwrite: bool, **kwargs: Any) -> None:
+            vlm_max_side: int, strict: bool, **kwargs: Any) -> None:
     """Remove duplicate, unbalanced, malformed and weak QA records; every drop is kept with its reason.
 
     Without a model: exact and near duplicates per image (MinHash), answer-balance capping per
     program, length and language checks, and an indicator-based quality score. With --judge, a
     language model also scores each remaining record 1-10 against a written rubric.
     Kept records go to part-NNNNN.jsonl (same shards as the input), the others to dropped.jsonl.
+    The run-wide decisions are planned first (decisions.jsonl, plan.json), then applied shard by shard
+    on the engine (--workers, --rank/--world-size, --engine ray): a rerun rewrites only the shards whose
+    input or decisions changed.
 
     \b
     Examples:
@@ -69,6 +73,7 @@ def command(qa: Path, out: Path, seed: int, min_question_words: int, max_questio
     from ..curate import CurateOptions, curate
 
     values = pop_llm_options(kwargs)
+    engine = options_from(**kwargs)
     if (judge_threshold is not None or judge_top is not None or vlm) and not judge:
         raise click.UsageError("--judge-threshold, --judge-top and --vlm only apply with --judge")
     if sg is not None and not (judge or vlm_verify):
@@ -87,7 +92,8 @@ def command(qa: Path, out: Path, seed: int, min_question_words: int, max_questio
                             min_quality=min_quality, judge=judge, judge_threshold=judge_threshold,
                             judge_top=judge_top, limits=limits_from(values), vlm=vlm, vlm_verify=vlm_verify,
                             image_root=str(image_root) if image_root else None, vlm_max_side=vlm_max_side)
-    summary = curate(qa, out, options, sg_src=sg, settings=settings, overwrite=overwrite)
+    summary = curate(qa, out, options, sg_src=sg, settings=settings, engine=engine)
+    check_strict(summary, strict)
     log.info("%d records in, %d kept, %d dropped -> %s", summary["inputs"], summary["kept"], summary["dropped"], out)
     if "vlm_verify" in summary:
         log.info("VLM verify: %d checked, %s", summary["vlm_verify"]["checked"],

@@ -18,24 +18,47 @@ a rerun finishes from the request cache.
 
 Nothing is lost: every input record is either in a ``part-NNNNN.jsonl`` (input order kept, with a
 ``curation`` field: quality score, judge verdict) or in ``dropped.jsonl`` (``filter``, ``reason``,
-``shard``, the record). Curation is decided over the whole run (balancing is global), so a rerun
-redoes it; judge requests come from the request cache. Memory: one small entry per record (ids,
-normalized question, answer key, score), the records themselves are streamed.
+``shard``, the record).
+
+**On the engine** (:class:`CurateStage`), in two phases:
+
+1. *planning* (run-wide, in the driver): the filters above decide over the whole run (duplicates across
+   shards, balance per program, judge top fraction) and the decisions are written beside the output:
+   ``decisions.jsonl`` (one line per record that is dropped or carries a judge or VLM verdict:
+   ``shard``, ``line``, ``id``, ``drop`` ``[filter, reason]``, ``judge``, ``vlm_verify``; grouped by
+   shard, in input order) and ``plan.json`` (per input shard: its input key, records, the byte range
+   and digest of its decisions; the answer caps, quality and judge totals). Planning is redone on
+   every run (judge requests come from the request cache); files whose content did not change are
+   not rewritten;
+2. *applying* (per shard, on the engine's workers): input shard ``i`` and its decisions become
+   ``part-0000i.jsonl`` (kept records), ``.dropped/part-0000i.jsonl`` and the marker. A shard's key is
+   its input file and the digest of its decisions, so a rerun with the same plan rewrites nothing,
+   and a shard whose decisions changed (another input shard brought a duplicate) is redone alone.
+   ``--workers``, ranks and Ray as for every stage; same bytes for any of them.
+
+After every run ``dropped.jsonl`` joins the complete shards' drops and ``summary.json`` their counts with
+the plan's totals. Memory while planning: one small entry per record (ids, normalized question, answer
+key, score), the records themselves are streamed.
 """
 
 from __future__ import annotations
 
+import bisect
+import hashlib
+import json
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from scene_graphs.io import atomic_write, dumps, read_jsonl
+from scene_graphs.io import atomic_write, dumps
 
+from ..engine.core import (EngineOptions, Plan, RunSummary, ShardFiles, ShardOutcome, ShardSpec, ShardWorker,
+                           run_stage)
 from ..llm.prompts import GraphLimits
-from ..llm.stage import drop_entry, prepare_output, stage_manifest
-from ..store import DROPPED, SUMMARY, qa_shards, write_json
+from ..llm.stage import DROPS_DIR, QAStage, drop_entry, read_limited
+from ..store import read_json, write_json
 from .balance import cap_for
 from .dedup import Item, find_duplicates
 from .quality import quality_score
@@ -47,6 +70,8 @@ log = logging.getLogger("mmgen.curate")
 STAGE = "curate"
 IMAGE_TOKEN = "<image>"
 JUDGE_BATCH = 256
+PLAN = "plan.json"
+DECISIONS = "decisions.jsonl"
 
 
 @dataclass(frozen=True)
@@ -121,11 +146,12 @@ class Entry:
     """The quality indicators below 1 (for the drop reason)."""
 
 
-def _records(inputs: Sequence[Path]) -> Iterator[tuple[int, int, int, Any]]:
-    """(global index, shard position, line number, record) over every shard, in order."""
+def _records(inputs: Sequence[Path], limits: Sequence[int | None] | None = None
+             ) -> Iterator[tuple[int, int, int, Any]]:
+    """(global index, shard position, line number, record) over every shard (up to its limit), in order."""
     index = 0
     for s, path in enumerate(inputs):
-        for lineno, rec in enumerate(read_jsonl(path), 1):
+        for lineno, rec in enumerate(read_limited(path, limits[s] if limits else None), 1):
             yield index, s, lineno, rec
             index += 1
 
@@ -145,32 +171,41 @@ def invalid_problem(rec: Any) -> str | None:
     return None
 
 
-def curate(qa_src: str | Path, out: str | Path, options: CurateOptions = CurateOptions(),
-           sg_src: str | Path | None = None, settings: Any = None, overwrite: bool = False) -> dict[str, Any]:
-    """Run the stage (see the module docstring); returns the summary (also in ``summary.json``).
-    ``settings`` (:class:`~mmgen.llm.client.LLMSettings`) and ``sg_src`` are needed with ``options.judge``."""
+@dataclass
+class Decisions:
+    """What planning decided over the whole run (see the module docstring)."""
+
+    n_input: int
+    per_shard: list[int]
+    """Records read from each shard."""
+    shard_starts: list[int]
+    """Global index of each shard's first record."""
+    drops: dict[int, tuple[str, str]]
+    by_index: dict[int, Entry]
+    verdicts: dict[int, dict[str, Any]]
+    checks: dict[int, dict[str, Any]]
+    caps: dict[str, Any]
+    llm_summary: dict[str, Any] | None = None
+    verify_summary: dict[str, Any] | None = None
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """(shard position, line number) of global record ``index``."""
+        s = bisect.bisect_right(self.shard_starts, index) - 1
+        return s, index - self.shard_starts[s] + 1
+
+
+def decide(inputs: Sequence[Path], options: CurateOptions, sg_src: str | Path | None = None, settings: Any = None,
+           images: Any = None, limits: Sequence[int | None] | None = None) -> Decisions:
+    """The run-wide decisions: every filter over every record of ``inputs`` (see the module docstring)."""
     from programs.base import stable_int
-
-    qa_src, out = Path(qa_src), Path(out)
-    inputs = qa_shards(qa_src)
-    if (options.judge or options.vlm_verify) and (settings is None or sg_src is None):
-        raise ValueError("--judge and --vlm-verify need a model (--llm-base-url, --llm-model) and --scene-graphs")
-    images = None
-    if options.vlm or options.vlm_verify:
-        from ..llm.vision import ImageSource
-
-        images = ImageSource(Path(str(options.image_root)), options.vlm_max_side)
-    stage_settings = options.to_dict()
-    if options.judge or options.vlm_verify:
-        stage_settings["llm"] = settings.identity()
-    manifest = stage_manifest(STAGE, qa_src, inputs, stage_settings)
-    prepare_output(out, manifest, ("qa_inputs", STAGE, "config"), overwrite)
 
     drops: dict[int, tuple[str, str]] = {}
     entries: list[Entry] = []
     groups: dict[str, list[Entry]] = defaultdict(list)
+    per_shard = [0] * len(inputs)
     n_input = 0
-    for index, s, _lineno, rec in _records(inputs):
+    for index, s, _lineno, rec in _records(inputs, limits):
+        per_shard[s] += 1
         n_input += 1
         problem = invalid_problem(rec)
         if problem:
@@ -191,6 +226,7 @@ def curate(qa_src: str | Path, out: str | Path, options: CurateOptions = CurateO
                       ", ".join(f"{k}={v:g}" for k, v in ind.items() if v < 1))
         entries.append(entry)
         groups[entry.group].append(entry)
+    starts = [sum(per_shard[:i]) for i in range(len(inputs))]
 
     by_index = {e.index: e for e in entries}
     for group in groups.values():
@@ -209,7 +245,7 @@ def curate(qa_src: str | Path, out: str | Path, options: CurateOptions = CurateO
     verdicts: dict[int, dict[str, Any]] = {}
     llm_summary = None
     if options.judge:
-        verdicts, llm_summary = _judge(inputs, drops, options, sg_src, settings, images)  # type: ignore[arg-type]
+        verdicts, llm_summary = _judge(inputs, drops, options, sg_src, settings, images, limits)  # type: ignore
         failed = [i for i, v in verdicts.items() if v.pop("server_failed", False)]
         if failed:
             from ..llm.client import LLMIncompleteError
@@ -227,7 +263,7 @@ def curate(qa_src: str | Path, out: str | Path, options: CurateOptions = CurateO
     checks: dict[int, dict[str, Any]] = {}
     verify_summary = None
     if options.vlm_verify:
-        checks, verify_summary = _vlm_verify(inputs, drops, sg_src, settings, images)  # type: ignore[arg-type]
+        checks, verify_summary = _vlm_verify(inputs, drops, sg_src, settings, images, limits)  # type: ignore
         failed = [i for i, c in checks.items() if c.pop("server_failed", False)]
         if failed:
             from ..llm.client import LLMIncompleteError
@@ -240,19 +276,204 @@ def curate(qa_src: str | Path, out: str | Path, options: CurateOptions = CurateO
             if c["agree"] is False:
                 drops[i] = ("vlm_verify", f"the VLM answered {c['vlm_answer'][:100]!r} ({c['note']}); "
                                           f"the record says {by_index[i].answer[:100]!r}")
+    return Decisions(n_input, per_shard, starts, drops, by_index, verdicts, checks, caps, llm_summary, verify_summary)
 
-    summary = _write(out, inputs, drops, by_index, verdicts, settings, checks)
-    summary.update(inputs=n_input, answer_caps=caps)
-    if llm_summary is not None:
-        summary["llm"] = llm_summary
-    if verify_summary is not None:
+
+def plan_totals(d: Decisions) -> dict[str, Any]:
+    """Run-wide summary entries of the decisions (kept in ``plan.json``, shown in ``summary.json``)."""
+    totals: dict[str, Any] = {"inputs": d.n_input, "answer_caps": d.caps}
+    qualities = [e.quality for e in d.by_index.values()]
+    if qualities:
+        totals["quality"] = {"mean": round(sum(qualities) / len(qualities), 4), "min": min(qualities),
+                             "max": max(qualities)}
+    if d.verdicts:
+        scores = Counter(v["score"] for v in d.verdicts.values() if v.get("score") is not None)
+        n = sum(scores.values())
+        totals["judge"] = {"judged": len(d.verdicts), "scored": n,
+                           "mean_score": round(sum(k * v for k, v in scores.items()) / n, 3) if n else None,
+                           "scores": {str(k): v for k, v in sorted(scores.items())}}
+    if d.checks or d.verify_summary is not None:
         outcomes = Counter("agree" if c.get("agree") else "disagree" if c.get("agree") is False
-                           else c.get("note", "unclear") for c in checks.values() if c)
-        summary["vlm_verify"] = {"checked": sum(1 for c in checks.values() if c), "outcomes": dict(sorted(outcomes.items())),
-                                 "llm": verify_summary}
-    if summary["kept"] + summary["dropped"] != n_input:
+                           else c.get("note", "unclear") for c in d.checks.values() if c)
+        totals["vlm_verify"] = {"checked": sum(1 for c in d.checks.values() if c),
+                                "outcomes": dict(sorted(outcomes.items()))}
+    return totals
+
+
+def decision_lines(d: Decisions, names: Sequence[str]) -> list[list[bytes]]:
+    """Per shard, the ``decisions.jsonl`` lines of its records that are dropped or carry a verdict."""
+    lines: list[list[bytes]] = [[] for _ in names]
+    for index in sorted(set(d.drops) | set(d.verdicts) | {i for i, c in d.checks.items() if c}):
+        s, lineno = d.locate(index)
+        entry = d.by_index.get(index)
+        line: dict[str, Any] = {"shard": names[s], "line": lineno, "id": entry.id if entry else None}
+        if index in d.drops:
+            line["drop"] = list(d.drops[index])
+        if index in d.verdicts:
+            line["judge"] = d.verdicts[index]
+        if d.checks.get(index):
+            line["vlm_verify"] = d.checks[index]
+        lines[s].append(dumps(line))
+    return lines
+
+
+# --------------------------------------------------------------------------------------- applying, on the engine
+class CurateWorker(ShardWorker):
+    """Applies the plan's decisions to one input shard: kept records (with ``curation``) and drops."""
+
+    def run(self, payload: Any, files: ShardFiles) -> ShardOutcome:
+        from .quality import quality_score
+
+        decisions: dict[int, dict[str, Any]] = {}
+        if payload["size"]:
+            with open(payload["decisions"], "rb") as f:
+                f.seek(payload["offset"])
+                for raw in f.read(payload["size"]).splitlines():
+                    line = json.loads(raw)
+                    decisions[int(line["line"])] = line
+        name = payload["name"]
+        per_filter: Counter = Counter()
+        program_in: Counter = Counter()
+        program_kept: Counter = Counter()
+        kept: list[bytes] = []
+        dropped: list[bytes] = []
+        n = 0
+        for lineno, rec in enumerate(read_limited(Path(payload["src"]), payload.get("limit")), 1):
+            n += 1
+            program = str(rec.get("program", "?") if isinstance(rec, dict) else "?")
+            program_in[program] += 1
+            decision = decisions.get(lineno, {})
+            verdict, check = decision.get("judge"), decision.get("vlm_verify")
+            if "drop" in decision:
+                filter_name, reason = decision["drop"]
+                per_filter[filter_name] += 1
+                record = rec if isinstance(rec, dict) else {"value": rec}
+                extra: dict[str, Any] = {"line": lineno}
+                if verdict is not None:
+                    extra["judge"] = verdict
+                if check:
+                    extra["vlm_verify"] = check
+                dropped.append(dumps(drop_entry(STAGE, record, filter_name, reason, name, **extra)))
+            else:
+                out_rec = dict(rec)
+                curation: dict[str, Any] = {"quality": quality_score(rec)[0]}
+                if verdict is not None:
+                    curation["judge"] = verdict
+                if check:
+                    curation["vlm_verify"] = check
+                out_rec["curation"] = curation
+                kept.append(dumps(out_rec))
+                program_kept[program] += 1
+        if len(decisions) and max(decisions) > n:
+            raise ValueError(f"{name}: the plan has decisions past its {n} record(s); rerun to plan again")
+        with atomic_write(files.path_in(DROPS_DIR)) as f:
+            f.writelines(dropped)
+        with atomic_write(files.path(".jsonl")) as f:
+            f.writelines(kept)
+        return ShardOutcome(units=n, records=len(kept),
+                            counts={"curate": Counter(kept=len(kept), dropped=len(dropped)),
+                                    "dropped_by_filter": per_filter, "program_input": program_in,
+                                    "program_kept": program_kept})
+
+
+class CurateStage(QAStage):
+    """``curate`` on the engine: a planning phase, then one output shard per input shard (module docstring)."""
+
+    name = STAGE
+
+    def __init__(self, qa_src: str | Path, options: CurateOptions = CurateOptions(), sg_src: str | Path | None = None,
+                 settings: Any = None) -> None:
+        if (options.judge or options.vlm_verify) and (settings is None or sg_src is None):
+            raise ValueError("--judge and --vlm-verify need a model (--llm-base-url, --llm-model) and --scene-graphs")
+        stage_settings = options.to_dict()
+        if options.judge or options.vlm_verify:
+            stage_settings["llm"] = settings.identity()
+        super().__init__(qa_src, stage_settings)
+        self.images = None
+        if options.vlm or options.vlm_verify:
+            from ..llm.vision import ImageSource
+
+            self.images = ImageSource(Path(str(options.image_root)), options.vlm_max_side)
+        self.options = options
+        self.sg_src = sg_src
+        self.llm = settings
+        self.totals: dict[str, Any] = {}
+        self.usage: dict[str, Any] = {}
+        self._ranges: list[tuple[int, int]] = []
+        self._decisions = ""
+
+    def plan(self, out: Path, options: EngineOptions) -> Plan:
+        self.input_specs(options)  # the inputs and their limits
+        d = decide(self.inputs, self.options, self.sg_src, self.llm, self.images, self.limits)
+        names = [p.name for p in self.inputs]
+        lines = decision_lines(d, names)
+        digests = [hashlib.sha256(b"".join(shard)).hexdigest()[:32] for shard in lines]
+        shards = self.input_specs(options, digests)
+        offset, self._ranges = 0, []
+        for shard in lines:
+            size = sum(map(len, shard))
+            self._ranges.append((offset, size))
+            offset += size
+        self.totals = plan_totals(d)
+        self.usage = {k: v for k, v in (("llm", d.llm_summary), ("vlm_verify", d.verify_summary)) if v is not None}
+        plan = {"stage": STAGE, "config_id": self.config_id(), "decisions": DECISIONS, "decisions_bytes": offset,
+                "decisions_sha256": hashlib.sha256(b"".join(b"".join(s) for s in lines)).hexdigest(),
+                "shards": [{"name": n, "key": spec.key, "records": d.per_shard[i],
+                            "decisions": len(lines[i]), "offset": rng[0], "bytes": rng[1], "digest": digests[i]}
+                           for i, (n, spec, rng) in enumerate(zip(names, shards, self._ranges))],
+                "totals": self.totals}
+        old = read_json(out / PLAN)
+        path = out / DECISIONS
+        if not (isinstance(old, dict) and old.get("decisions_sha256") == plan["decisions_sha256"]
+                and path.is_file() and path.stat().st_size == offset):
+            with atomic_write(path) as f:
+                for shard in lines:
+                    f.writelines(shard)
+        if old != plan:
+            write_json(out / PLAN, plan)
+        self._decisions = str(path)
+        self.prune(out, len(shards))
+        manifest = {**self.input_manifest(), "limit": options.limit, "plan": PLAN}
+        return Plan(shards, manifest, counts={"records": d.n_input, "dropped": len(d.drops)})
+
+    def payload(self, spec: ShardSpec) -> dict[str, Any]:
+        offset, size = self._ranges[spec.index]
+        return {"src": str(self.inputs[spec.index]), "name": self.inputs[spec.index].name,
+                "limit": self.limits[spec.index], "decisions": self._decisions, "offset": offset, "size": size}
+
+    def worker(self) -> CurateWorker:
+        return CurateWorker()
+
+    def summary_fields(self, totals: dict[str, Any]) -> dict[str, Any]:
+        super().summary_fields(totals)
+        counts = totals["counts"]
+        numbers = counts.get("curate") or {}
+        program_in, program_kept = counts.get("program_input") or {}, counts.get("program_kept") or {}
+        fields: dict[str, Any] = {
+            "kept": int(numbers.get("kept", 0)), "dropped": int(numbers.get("dropped", 0)),
+            "dropped_by_filter": dict(sorted((counts.get("dropped_by_filter") or {}).items())),
+            "per_program": {p: {"input": program_in[p], "kept": program_kept.get(p, 0)} for p in sorted(program_in)},
+            **self.totals}
+        if "llm" in self.usage:
+            fields["llm"] = self.usage["llm"]
+        if "vlm_verify" in self.usage:
+            fields["vlm_verify"] = {**fields.get("vlm_verify", {}), "llm": self.usage["vlm_verify"]}
+        return fields
+
+
+def curate(qa_src: str | Path, out: str | Path, options: CurateOptions = CurateOptions(),
+           sg_src: str | Path | None = None, settings: Any = None, overwrite: bool = False,
+           engine: EngineOptions | None = None) -> RunSummary:
+    """Run the stage (see the module docstring); returns the summary (also in ``summary.json``).
+    ``settings`` (:class:`~mmgen.llm.client.LLMSettings`) and ``sg_src`` are needed with ``options.judge``;
+    ``engine`` (workers, ranks, Ray...) wins over ``overwrite`` when given."""
+    engine = engine or EngineOptions(overwrite=overwrite)
+    out = Path(out)
+    stage = CurateStage(qa_src, options, sg_src, settings)
+    summary = run_stage(stage, out, engine)
+    stage.write_dropped(out)
+    if summary["complete"] and summary["kept"] + summary["dropped"] != summary["inputs"]:
         raise AssertionError("curation lost records: kept + dropped != input")  # guarded by tests
-    write_json(out / SUMMARY, summary)
     return summary
 
 
@@ -285,8 +506,8 @@ def _balance(entries: Sequence[Entry], drops: dict[int, tuple[str, str]], option
 
 
 def _ask_kept(inputs: Sequence[Path], drops: Mapping[int, tuple[str, str]], sg_src: str | Path, settings: Any,
-              make: Callable[[Any, Callable[[str], Any]], Callable[[dict[str, Any]], Any]]
-              ) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
+              make: Callable[[Any, Callable[[str], Any]], Callable[[dict[str, Any]], Any]],
+              limits: Sequence[int | None] | None = None) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
     """``make(client, get_graph)`` over every record still kept, in batches, on the client's threads: each
     outcome as a dict (with ``server_failed``); and the client's summary."""
     from ..llm.client import LLMClient
@@ -306,7 +527,7 @@ def _ask_kept(inputs: Sequence[Path], drops: Mapping[int, tuple[str, str]], sg_s
                     outcomes[index] = {**out.to_dict(settings.model), "server_failed": out.server_failed}
                 batch.clear()
 
-            for index, _s, _l, rec in _records(inputs):
+            for index, _s, _l, rec in _records(inputs, limits):
                 if index in drops:
                     continue
                 batch.append((index, rec))
@@ -320,79 +541,20 @@ def _ask_kept(inputs: Sequence[Path], drops: Mapping[int, tuple[str, str]], sg_s
 
 
 def _judge(inputs: Sequence[Path], drops: Mapping[int, tuple[str, str]], options: CurateOptions,
-           sg_src: str | Path, settings: Any, images: Any = None) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
+           sg_src: str | Path, settings: Any, images: Any = None, limits: Sequence[int | None] | None = None
+           ) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
     """Judge verdicts (as dicts) of every record still kept; and the client's summary."""
     from ..llm.judge import Judge
     from ..llm.stage import upstream_manifest
 
     min_score = float((upstream_manifest(Path(inputs[0]).parent).get("config") or {}).get("min_score", 0.2))
     return _ask_kept(inputs, drops, sg_src, settings,
-                     lambda client, get: Judge(client, get, min_score, options.limits, images=images))
+                     lambda client, get: Judge(client, get, min_score, options.limits, images=images), limits)
 
 
 def _vlm_verify(inputs: Sequence[Path], drops: Mapping[int, tuple[str, str]], sg_src: str | Path, settings: Any,
-                images: Any) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
+                images: Any, limits: Sequence[int | None] | None = None) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
     """The VLM's blind answer, compared, for every record still kept; and the client's summary."""
     from ..llm.vlm_verify import Verifier
 
-    return _ask_kept(inputs, drops, sg_src, settings, lambda client, get: Verifier(client, images, get))
-
-
-def _write(out: Path, inputs: Sequence[Path], drops: Mapping[int, tuple[str, str]], by_index: Mapping[int, Entry],
-           verdicts: Mapping[int, dict[str, Any]], settings: Any,
-           checks: Mapping[int, dict[str, Any]] | None = None) -> dict[str, Any]:
-    kept = 0
-    per_filter: Counter = Counter()
-    per_program: dict[str, Counter] = defaultdict(Counter)
-    judge_scores: Counter = Counter()
-    records = _records(inputs)
-    pending = next(records, None)
-    with atomic_write(out / DROPPED) as dropped_file:
-        for s, path in enumerate(inputs):
-            lines: list[bytes] = []
-            while pending is not None and pending[1] == s:
-                index, _s, lineno, rec = pending
-                program = rec.get("program", "?") if isinstance(rec, dict) else "?"
-                per_program[str(program)]["input"] += 1
-                verdict = verdicts.get(index)
-                if verdict is not None and verdict.get("score") is not None:
-                    judge_scores[verdict["score"]] += 1
-                if index in drops:
-                    filter_name, reason = drops[index]
-                    per_filter[filter_name] += 1
-                    record = rec if isinstance(rec, dict) else {"value": rec}
-                    extra = {"line": lineno}
-                    if verdict is not None:
-                        extra["judge"] = verdict
-                    if checks and checks.get(index):
-                        extra["vlm_verify"] = checks[index]
-                    dropped_file.write(dumps(drop_entry(STAGE, record, filter_name, reason, path.name, **extra)))
-                else:
-                    out_rec = dict(rec)
-                    curation: dict[str, Any] = {"quality": by_index[index].quality}
-                    if verdict is not None:
-                        curation["judge"] = verdict
-                    if checks and checks.get(index):
-                        curation["vlm_verify"] = checks[index]
-                    out_rec["curation"] = curation
-                    lines.append(dumps(out_rec))
-                    per_program[str(program)]["kept"] += 1
-                    kept += 1
-                pending = next(records, None)
-            with atomic_write(out / path.name) as f:
-                f.writelines(lines)
-    summary: dict[str, Any] = {"stage": STAGE, "shards": len(inputs), "kept": kept, "dropped": sum(per_filter.values()),
-                               "dropped_by_filter": dict(sorted(per_filter.items())),
-                               "per_program": {p: {"input": c["input"], "kept": c["kept"]}
-                                               for p, c in sorted(per_program.items())}}
-    qualities = [e.quality for e in by_index.values()]
-    if qualities:
-        summary["quality"] = {"mean": round(sum(qualities) / len(qualities), 4), "min": min(qualities),
-                              "max": max(qualities)}
-    if verdicts:
-        n = sum(judge_scores.values())
-        summary["judge"] = {"judged": len(verdicts), "scored": n,
-                            "mean_score": round(sum(k * v for k, v in judge_scores.items()) / n, 3) if n else None,
-                            "scores": {str(k): v for k, v in sorted(judge_scores.items())}}
-    return summary
-
+    return _ask_kept(inputs, drops, sg_src, settings, lambda client, get: Verifier(client, images, get), limits)

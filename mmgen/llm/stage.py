@@ -14,7 +14,7 @@ from scene_graphs.io import atomic_write, graph_files, read_jsonl
 from scene_graphs.model import SceneGraph
 
 from ..engine.core import EngineOptions, ShardSpec, Stage, fingerprint
-from ..store import DROPPED, MANIFEST, GraphStore, StageFolder, qa_shards, shard_name, write_json
+from ..store import DROPPED, MANIFEST, GraphStore, qa_shards, shard_name
 
 
 def upstream_manifest(src: str | Path) -> dict[str, Any]:
@@ -152,55 +152,6 @@ def read_limited(path: Path, limit: int | None) -> Iterator[Any]:
         if limit is not None and n >= limit:
             return
         yield rec
-
-
-def stage_manifest(stage: str, src: str | Path, inputs: Sequence[Path], settings: Mapping[str, Any]) -> dict[str, Any]:
-    """A stage's manifest. It carries the upstream program ``config`` and ``programs`` (what
-    ``mmgen verify`` reads), and the upstream graph-shard pairing (``inputs``/``outputs``) when the
-    upstream was a single-image ``generate`` whose shards map one to one to ours; the stage's own
-    settings live under its name; ``qa_inputs`` are the QA shards read."""
-    from .. import __version__
-
-    up = upstream_manifest(src)
-    source_stage = up.get("source_stage") or up.get("stage")
-    manifest: dict[str, Any] = {"stage": stage, "source_stage": source_stage, "mmgen_version": __version__}
-    for key in ("config", "programs"):
-        if key in up:
-            manifest[key] = up[key]
-    names = [p.name for p in inputs]
-    if "inputs" in up and "outputs" in up and up.get("stage") in ("generate", "evolve", "curate") \
-            and source_stage == "generate":
-        pairs = dict(zip(up["outputs"], up["inputs"], strict=False))
-        if all(n in pairs for n in names):
-            manifest["inputs"] = [pairs[n] for n in names]
-            manifest["outputs"] = names
-    manifest["qa_inputs"] = [str(p.resolve()) for p in inputs]
-    manifest[stage] = dict(settings)
-    return manifest
-
-
-def prepare_output(out: Path, manifest: dict[str, Any], keys: Sequence[str], overwrite: bool) -> bool:
-    """Create ``out`` for ``manifest``; an existing run with other ``keys`` needs ``overwrite`` (then it
-    is removed). Returns whether a matching earlier run is there (to resume)."""
-    mpath = out / MANIFEST
-    resume = False
-    if mpath.exists():
-        old = json.loads(mpath.read_text())
-        same = all(old.get(k) == manifest.get(k) for k in keys)
-        if not same and not overwrite:
-            raise ValueError(f"{out} holds a {old.get('stage', 'stage')} run with other settings or inputs; "
-                             "use --overwrite to replace it (or choose another output folder)")
-        if not same or overwrite:
-            shutil.rmtree(out)
-        else:
-            resume = True
-    elif StageFolder(out).shards():
-        if not overwrite:
-            raise ValueError(f"{out} holds QA shards without a manifest; use --overwrite or another output folder")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(mpath, manifest)
-    return resume
 
 
 def drop_entry(stage: str, record: Mapping[str, Any], filter_name: str, reason: str, shard: str,
