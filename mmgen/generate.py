@@ -27,6 +27,7 @@ from scene_graphs.io import RecordError, atomic_write, depth_path, dumps, graph_
 
 from .engine import EngineOptions, Plan, RunSummary, ShardFiles, ShardOutcome, ShardSpec, ShardWorker, Stage, run_stage
 from .engine.core import MANIFEST, SUMMARY, shard_name, warn_skipped
+from .store.folder import limit_shards
 from .store.graphs import read_graphs_tolerant
 
 log = logging.getLogger("mmgen.generate")
@@ -104,18 +105,6 @@ class GenerateWorker(ShardWorker):
         return out
 
 
-def _count_graphs(path: Path, stop: int) -> int:
-    """Non-blank lines of a shard, counting no further than ``stop``."""
-    n = 0
-    with path.open("rb") as f:
-        for line in f:
-            if line.strip():
-                n += 1
-                if n >= stop:
-                    break
-    return n
-
-
 class GenerateStage(Stage):
     """Single-image programs over every graph shard under ``src``."""
 
@@ -143,15 +132,7 @@ class GenerateStage(Stage):
         return p.name if self.src.is_file() else p.relative_to(self.src).as_posix()
 
     def plan(self, out: Path, options: EngineOptions) -> Plan:
-        inputs, limits = list(self.inputs), [None] * len(self.inputs)
-        if options.limit is not None:
-            left = options.limit
-            for i, p in enumerate(inputs):
-                n = _count_graphs(p, left)
-                if n >= left:
-                    inputs, limits = inputs[:i + 1], [None] * i + [left]
-                    break
-                left -= n
+        inputs, limits = limit_shards(self.inputs, options.limit)
         self.inputs, self._limits = inputs, limits
         shards = [ShardSpec(i, file_key(p, self._name(p), lim)) for i, (p, lim) in enumerate(zip(inputs, limits))]
         manifest = {"inputs": [str(p.resolve()) for p in inputs], "outputs": [shard_name(i) + ".jsonl"

@@ -14,7 +14,7 @@ from scene_graphs.io import atomic_write, graph_files, read_jsonl
 from scene_graphs.model import SceneGraph
 
 from ..engine.core import EngineOptions, ShardSpec, Stage, fingerprint
-from ..store import DROPPED, MANIFEST, GraphStore, qa_shards, shard_name
+from ..store import DROPPED, MANIFEST, GraphStore, limit_shards, qa_shards, shard_name
 
 
 def upstream_manifest(src: str | Path) -> dict[str, Any]:
@@ -38,18 +38,6 @@ def qa_file_key(path: Path, name: str, extra: Any = None) -> str:
     shard's curation decisions...), so an input shard that changed is redone on a rerun."""
     st = path.stat()
     return hashlib.sha256(f"{name}|{st.st_size}|{st.st_mtime_ns}|{extra}".encode()).hexdigest()[:32]
-
-
-def count_records(path: Path, stop: int) -> int:
-    """Non-blank lines of a shard, counting no further than ``stop``."""
-    n = 0
-    with path.open("rb") as f:
-        for line in f:
-            if line.strip():
-                n += 1
-                if n >= stop:
-                    break
-    return n
 
 
 class QAStage(Stage):
@@ -83,15 +71,7 @@ class QAStage(Stage):
     def input_specs(self, options: EngineOptions, extra: Sequence[Any] | None = None) -> list[ShardSpec]:
         """One shard per input shard (after ``options.limit`` records, the rest are left out); ``extra``
         (per shard) joins the input key."""
-        inputs, limits = list(self.inputs), [None] * len(self.inputs)
-        if options.limit is not None:
-            left = options.limit
-            for i, p in enumerate(inputs):
-                n = count_records(p, left)
-                if n >= left:
-                    inputs, limits = inputs[:i + 1], [None] * i + [left]
-                    break
-                left -= n
+        inputs, limits = limit_shards(self.inputs, options.limit)
         self.inputs, self.limits = inputs, limits
         return [ShardSpec(i, qa_file_key(p, p.name, (lim, extra[i] if extra is not None else None)))
                 for i, (p, lim) in enumerate(zip(inputs, limits))]

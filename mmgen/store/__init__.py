@@ -15,12 +15,12 @@ their inputs through it.
 
 from __future__ import annotations
 
-from .folder import (DROPPED, ERRORS, MANIFEST, SUMMARY, StageFolder, marker_path, qa_shards, read_json, shard_name,
-                     write_json)
+from .folder import (DROPPED, ERRORS, MANIFEST, SUMMARY, StageFolder, limit_shards, marker_path, qa_shards, read_json,
+                     shard_name, write_json)
 from .graphs import DepthFiles, GraphStore, graph_at, read_graphs_tolerant, scan_records
 from .output import STATUSES, ImageInfo, Output, QASource, StringColumn, open_output
 from .paths import safe_join
 
 __all__ = ["DROPPED", "ERRORS", "MANIFEST", "STATUSES", "SUMMARY", "DepthFiles", "GraphStore", "ImageInfo", "Output",
-           "QASource", "StageFolder", "StringColumn", "graph_at", "marker_path", "open_output", "qa_shards",
+           "QASource", "StageFolder", "StringColumn", "graph_at", "limit_shards", "marker_path", "open_output", "qa_shards",
            "read_graphs_tolerant", "read_json", "safe_join", "scan_records", "shard_name", "write_json"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from functools import cached_property
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -178,3 +179,24 @@ def qa_shards(src: str | Path, required: bool = True) -> list[Path]:
     if not files and required:
         raise FileNotFoundError(f"no QA shards (part-*.jsonl) in {src}")
     return files
+
+
+def limit_shards(paths: Sequence[Path], limit: int | None) -> tuple[list[Path], list[int | None]]:
+    """The shards that hold the first ``limit`` records (non-blank lines) and each one's own limit:
+    ``None`` (read it whole) for all but the last, which is cut at what is left of ``limit``."""
+    paths, limits = list(paths), [None] * len(paths)
+    if limit is None:
+        return paths, limits
+    left = limit
+    for i, p in enumerate(paths):
+        n = 0
+        with p.open("rb") as f:
+            for line in f:
+                if line.strip():
+                    n += 1
+                    if n >= left:
+                        break
+        if n >= left:
+            return paths[:i + 1], [None] * i + [left]
+        left -= n
+    return paths, limits
