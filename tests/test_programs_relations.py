@@ -21,6 +21,7 @@ from hypothesis import given
 from programs.base import GraphView, ProgramConfig, Realized, get_program
 from programs.grammar import fmt_box
 from programs.single import relations as rel
+from programs.scenes import kind_noun
 from scene_graphs.model import Attribute, Box, DepthMap, Mask, Object, Relation, SceneGraph, TextRegion
 from tests import strategies as sgst
 
@@ -212,7 +213,8 @@ def confident_relation(view: GraphView, s: str, p: str, o: str) -> bool:
 def resolve(view: GraphView, text: str) -> set[str]:
     """Visible objects a referring phrase can denote, parsed independently of ``refer``: "the cup",
     "the red cup", "the cup on the table", "the left-most cup", "the cup at [..]", "the cup that is on
-    the table", "the red cup that has the table", "the red object that is on the table"."""
+    the table", "the red cup that has the table", "the red object that is on the table", "the swinging person
+    that holds the bat"."""
     g = view.graph
     labels = sorted({o.label for o in view.objects}, key=len, reverse=True)
     attrs = sorted({a.name for o in view.objects for a in o.attributes}, key=len, reverse=True)
@@ -228,12 +230,14 @@ def resolve(view: GraphView, text: str) -> set[str]:
     def with_attr(o: Object, a: str | None) -> bool:
         return a is None or a in o.attribute_names()
 
-    m = re.fullmatch(rf"the (?:(?P<a>{alt(attrs)}) )?(?P<l>{alt(labels)}|object)(?: that (?P<f>{alt(finite)}) "
-                     rf"the (?P<l2>{alt(labels)}))?", text)
+    m = re.fullmatch(rf"the (?:(?P<a>{alt(attrs)}) )?(?P<l>{alt(labels)}|object|person|animal)(?: that "
+                     rf"(?P<f>{alt(finite)}) the (?P<l2>{alt(labels)}))?", text)
     if m:
         pred = None if m["f"] is None else norm(m["f"])
         for o in view.objects:
-            if (m["l"] == "object" or o.label == m["l"]) and with_attr(o, m["a"]) and (
+            # a kind word ("the red animal that ...") must be true of the object: person, animal, else object
+            kind = m["l"] in ("object", "person", "animal") and kind_noun(o.label) == m["l"]
+            if (kind or o.label == m["l"]) and with_attr(o, m["a"]) and (
                     pred is None or related(o.id, pred, m["l2"])):
                 out.add(o.id)
     # refer() writes predicates normalized ("Is On" -> "on"), verbs as "that has" (parsed above)
