@@ -6,13 +6,15 @@ Every record is read back through its format's reader (:mod:`mmgen.export`) and 
 * image paths that are non-empty, relative (below an absolute ``--path-prefix`` that export recorded),
   stay inside the image root (after ``..`` and symbolic links), exist there and decode (PIL ``verify``
   and a full load, once per distinct image; skipped with ``decode=False``); embedded images (hf) decode;
-* one image marker (``<image>`` token or image part) per image, all in the first human turn;
+* one image marker (``<image>`` token or image part) per image, all in the first human turn; a record
+  of several images labels each one (``Image 1: <image>``, or a ``Image 1: `` text part just before each
+  image part), with or without a target, so that "Image 2" in its question and answer names an image;
 * turns that alternate human / assistant, start with the human (after an optional system turn) and
   end with an answer; no empty text anywhere;
 * what only one format can get wrong (ProVision: the answer is among the options; hf: one image per path);
 * what the export's target fixes (:func:`mmgen.export.targets.check`): the image field's type (one path
-  for ``llava-1.5``, always a list for ``llava-onevision``), the labels of the image tokens (``Image 1: ``,
-  InternVL's ``Image-1: ``) and their place, the box syntax (no [0,1] box left where Qwen2-VL's
+  for ``llava-1.5``, always a list for ``llava-onevision``), the target's image labels (InternVL's
+  ``Image-1: ``) and their place, the box syntax (no [0,1] box left where Qwen2-VL's
   ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>``, InternVL's ``<box>[[...]]</box>`` or Qwen2.5-VL's pixels
   belong; coordinates within 0-1000 or within the resized image), and with the think style one
   ``<think>...</think>`` block before a non-empty answer.
@@ -244,7 +246,7 @@ def validate(path: str | os.PathLike[str], fmt: str | None = None, image_root: s
                     return targets_.resized_size(file, recorded.get("max_pixels")) if file.is_file() else None
 
                 for message in (check_turns(view, marker) + format_.check(view)
-                                + targets_.check(target_, raw, view, style, size)):
+                                + targets_.check(target_, raw, view, style, size, marker)):
                     problem(label, message)
                 if not view.images and not view.marks_images:
                     problem(label, "no images")

@@ -235,7 +235,7 @@ def test_internvl_labels_jsonl_and_meta_file(tmp_path: Path, root: Path) -> None
     multi["conversations"][0]["value"] = multi["conversations"][0]["value"].replace("Image-", "Image ")
     (out / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in raws))
     report = validate(out)
-    assert [p.message for p in report.problems] == ["image tokens labelled ['Image 1: ', 'Image 2: '], "
+    assert [p.message for p in report.problems] == ["<image> tokens labelled ['Image 1: ', 'Image 2: '], "
                                                     "not ['Image-1: ', 'Image-2: ']"]
 
 
@@ -298,7 +298,9 @@ def test_openai_writes_image_url_parts(tmp_path: Path, root: Path) -> None:
     assert multi[0] == {"role": "system", "content": "Be brief."}
     assert multi[1]["role"] == "user" and multi[1]["content"] == [
         {"type": "text", "text": "Which image shows a cup?"},
+        {"type": "text", "text": "Image 1: "},
         {"type": "image_url", "image_url": {"url": "https://example.org/img/a.png"}},
+        {"type": "text", "text": "Image 2: "},
         {"type": "image_url", "image_url": {"url": "https://example.org/img/b.png"}}]
     assert multi[2] == {"role": "assistant", "content": "Image 1"}
     assert validate(out).ok, validate(out).problems

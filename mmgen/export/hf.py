@@ -10,11 +10,12 @@
 Load with ``datasets.load_dataset(OUT, name="<family>")`` (or ``name="all"``, the default config), or
 ``load_dataset("parquet", data_files=...)``. Columns: ``id``, ``images`` (a list of ``Image()``: the
 image bytes embedded, or with ``hf_images="path"`` the absolute path below the image root),
-``messages`` (the chat-template messages of the ``messages`` format: system prompt, image parts,
-options, rationale applied), ``image_paths`` (relative paths), and the QA record's own ``program``,
-``family``, ``template``, ``question_type``, ``answer_type``, ``question``, ``answer``, ``options``,
-``answer_index``, ``rationale``, and ``extensions``: the lineage later stages added to the record
-(``evolved``, ``curation``...) as a JSON object in a string, null when there is none.
+``messages`` (the chat-template messages of the ``messages`` format: system prompt, image parts, each
+after its ``Image k: `` label text part when a record has several images, options, rationale applied),
+``image_paths`` (relative paths), and the QA record's own ``program``, ``family``, ``template``,
+``question_type``, ``answer_type``, ``question``, ``answer``, ``options``, ``answer_index``, ``rationale``,
+and ``extensions``: the lineage later stages added to the record (``evolved``, ``curation``...) as a JSON
+object in a string, null when there is none.
 
 The parquet metadata names the features in the form every ``datasets`` version we support reads
 (:func:`feature_dict`: plain lists, no ``List`` feature type), so a file written under datasets 5.x
@@ -186,7 +187,8 @@ def dataset_card(files: dict[tuple[str, str], int], programs: dict[str, Counter]
     lines += ["", "## Columns", "",
               "- `images`: list of images (" + ("embedded bytes" if options.hf_images == "embed"
                                                   else "absolute paths") + ")",
-              "- `messages`: chat-template messages (`{\"type\": \"image\"}` parts mark the images)",
+              ("- `messages`: chat-template messages (`{\"type\": \"image\"}` parts mark the images; with "
+               "several images, a `{\"type\": \"text\", \"text\": \"Image 1: \"}` part before each)"),
               "- `image_paths`: image paths relative to the image root",
               "- " + ", ".join(f"`{c}`" for c in QA_COLUMNS) + ": the QA record's own fields", "",
               "## Export options", "", "```json",

@@ -6,7 +6,9 @@
                   {"role": "assistant", "content": "..."}]}
 
 One ``image_url`` part per image, in image order, in the first user message, before or after its text
-part (the placement option); other messages hold plain strings. The URL is the written image path
+part (the placement option); a record of several images puts a label text part (``Image 1: ``) just
+before each image part, so that "Image 2" in its question and answer names an image the prompt
+labels. Other messages hold plain strings. The URL is the written image path
 (``--image-urls path``: give ``--path-prefix https://host/images/`` so it is a URL OpenAI can fetch) or the
 image itself as a base64 ``data:`` URL (``--image-urls data``, needs ``--image-root``). Records carry
 nothing but ``messages`` (OpenAI's files have no id): ``mmgen validate`` checks them without ids.
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .base import JsonFormat, Malformed, RecordView, Turn, require
+from .messages import content_turn, labelled_parts
 from .options import ExportError, ExportOptions
 from .render import Rendered
 
@@ -74,7 +77,7 @@ class OpenAIFormat(JsonFormat):
                     links = [data_url(f) for f in item.image_files]
                 else:
                     links = list(item.images)
-                images = [image_part(u) for u in links]
+                images = labelled_parts(item, [image_part(u) for u in links])
                 text = [{"type": "text", "text": q}]
                 messages.append({"role": "user", "content": images + text if item.placement == "start"
                                  else text + images})
@@ -97,26 +100,18 @@ class OpenAIFormat(JsonFormat):
                 continue
             if not isinstance(content, list):
                 raise Malformed(f"messages[{i}].content is a {type(content).__name__}, not a string or parts")
-            kinds, texts = [], []
+            parts: list[tuple[str, str]] = []
             for j, part in enumerate(content):
                 kind = part.get("type") if isinstance(part, dict) else None
                 if kind == "text" and isinstance(part.get("text"), str):
-                    texts.append(part["text"])
+                    parts.append(("text", part["text"]))
                 elif kind == "image_url" and isinstance(part.get("image_url"), dict) \
                         and isinstance(part["image_url"].get("url"), str):
                     urls.append(part["image_url"]["url"])
+                    parts.append(("image", ""))
                 else:
                     raise Malformed(f"messages[{i}].content[{j}] is not a text or image_url part")
-                kinds.append(kind)
-            markers = kinds.count("image_url")
-            placement = None
-            if markers and "text" in kinds:
-                first_text = kinds.index("text")
-                if first_text == markers:
-                    placement = "start"
-                elif kinds[len(kinds) - markers:] == ["image_url"] * markers:
-                    placement = "end"
-            turns.append(Turn(role, "\n".join(texts), markers, placement))
+            turns.append(content_turn(role, parts))
         images: list[Any] = []
         data: list[Any] = []
         for k, url in enumerate(urls, 1):

@@ -17,7 +17,10 @@ Rules written down here:
   start (``<image>\\n`` before the text) or end (``\\n<image>`` after it); ``random`` chooses start or
   end from a hash of (placement seed, record id). A record of several images labels each token
   (``Image 1: <image>``, one per line; InternVL's ``Image-1: <image>``), as its questions and answers
-  name them ("Image 2").
+  name them ("Image 2"). Formats of typed content parts (``messages``, ``hf``, ``openai``) write the
+  label as a text part just before each image part (``[text "Image 1: ", image, text "Image 2: ",
+  image, text question]``), which chat templates that keep the parts in order (Qwen2-VL's, Idefics',
+  Gemma 3's, OpenAI) show as ``Image 1: <image>Image 2: <image>question``.
 * **Targets** (:mod:`mmgen.export.targets`) rewrite a record before it is rendered (boxes in the model
   family's syntax) or skip it (counted by reason in the export summary).
 * **Multiple choice**: the question, then one line per option (``A. red`` / ``1. red`` / ``(A) red``),
@@ -49,6 +52,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _LABEL = r"(?:Image[ -]\d+: )"
 _TOKEN_WITH_NEWLINE = re.compile(rf"{_LABEL}?<image>\n?|\n?{_LABEL}?<image>")
 _LABELLED_TOKEN = re.compile(rf"({_LABEL}?)<image>")
+_LABEL_PART = re.compile(_LABEL)
 DEFAULT_LABEL = "Image {k}: "
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 _TURN_STEP = re.compile(r"(?:^|\s)Turn (\d+): ")
@@ -110,6 +114,18 @@ def image_markers(count: int, label: str = DEFAULT_LABEL) -> list[str]:
     if count == 1:
         return [IMAGE_TOKEN]
     return [label.format(k=k) + IMAGE_TOKEN for k in range(1, count + 1)]
+
+
+def image_part_labels(count: int, label: str = DEFAULT_LABEL) -> list[str]:
+    """The label text part written before each image part of a record (formats of typed content parts:
+    ``messages``, ``hf``, ``openai``): ``""`` (no part) for one image, else ``Image 1: ``, ``Image 2: ``...,
+    the labels of :func:`image_markers`."""
+    return [m.removesuffix(IMAGE_TOKEN) for m in image_markers(count, label)]
+
+
+def is_image_label(text: str) -> bool:
+    """Whether a text part is an image label (``Image 3: ``, InternVL's ``Image-3: ``) and nothing else."""
+    return _LABEL_PART.fullmatch(text) is not None
 
 
 def image_labels(text: str) -> list[str]:

@@ -14,8 +14,8 @@ qwen2.5-vl        sharegpt   relative: ``media_dir``         ``[x1, y1, x2, y2]`
 internvl          llava      relative: meta file ``root``    ``<box>[[120, 300, 250, 450]]</box>``  ``Image-1: <image>``
                   (JSONL)                                    in [0,1000]
 llamafactory      sharegpt   relative: ``media_dir``         [0,1]                                ``Image 1: <image>``
-trl               hf         embedded bytes (or absolute     [0,1]                                image parts
-                             paths with ``--hf-images path``)
+trl               hf         embedded bytes (or absolute     [0,1]                                ``Image 1: `` text
+                             paths with ``--hf-images path``)                                      part, image part
 ================  =========  ==============================  ===================================  ==============
 
 * **Image field**: ``llava-1.5`` writes ``image`` as one path (its loader joins it with the image
@@ -346,10 +346,18 @@ def _box_problems(style: str, text: str, size: tuple[int, int] | None) -> list[s
 
 
 def check(target: Target, raw: Any, view: Any, style: str = "plain",
-          size: Callable[[int], tuple[int, int] | None] | None = None) -> list[str]:
-    """What ``target`` (and the think ``style``) fix, checked on one exported record. ``size(i)``: the
-    resized (width, height) of image ``i`` when the image root is known (qwen2.5-vl)."""
+          size: Callable[[int], tuple[int, int] | None] | None = None, marker: str = "image token") -> list[str]:
+    """What ``target`` (and the think ``style``) fix, checked on one exported record: with or without a
+    target, the labels of a record of several images (before each ``<image>`` token, or as a text part
+    before each image part), with ``""`` for one image. ``size(i)``: the
+    resized (width, height) of image ``i`` when the image root is known (qwen2.5-vl); ``marker``: what
+    the format marks an image with, for messages."""
     problems: list[str] = []
+    first = next((t for t in view.turns if t.role == "human"), None)
+    if first is not None and view.marks_images and first.markers == len(view.images):
+        want = [m.removesuffix("<image>") for m in target.image_markers(len(view.images))]
+        if list(first.labels) != want:
+            problems.append(f"{marker}s labelled {list(first.labels)}, not {want}")
     if target.name:
         if not target.multi_image and len(view.images) != 1:
             problems.append(f"{len(view.images)} images ({target.name} takes exactly one)")
@@ -360,12 +368,9 @@ def check(target: Target, raw: Any, view: Any, style: str = "plain",
             if target.image_field == "list" and not isinstance(field, list):
                 problems.append(f"'image' is a {type(field).__name__}, not a list ({target.name})")
         first = next((t for t in view.turns if t.role == "human"), None)
-        if first is not None and view.marks_images and target.format != "hf":
-            want = [m.removesuffix("<image>") for m in target.image_markers(len(view.images))]
-            if list(first.labels) != want and first.markers == len(view.images):
-                problems.append(f"image tokens labelled {list(first.labels)}, not {want}")
-            if target.placement is not None and first.markers and first.placement != target.placement:
-                problems.append(f"image tokens not at the {target.placement} of the first human turn")
+        if first is not None and view.marks_images and target.placement is not None and first.markers \
+                and first.placement != target.placement:
+            problems.append(f"image tokens not at the {target.placement} of the first human turn")
         img_size = size(0) if size is not None and target.box_style == "qwen25" and len(view.images) == 1 else None
         for n, t in enumerate(view.turns, 1):
             for p in _box_problems(target.box_style, t.text, img_size):

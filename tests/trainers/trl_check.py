@@ -34,7 +34,8 @@ def image_parts(messages: list[dict[str, Any]]) -> int:
 
 
 def texts(messages: list[dict[str, Any]], role: str) -> list[str]:
-    """The text of every turn of `role`."""
+    """Every text of the turns of `role`: a string content, or each text part (an image's label part,
+    "Image 1: ", sits between image parts, so the parts are found one by one)."""
     out = []
     for m in messages:
         if m["role"] != role:
@@ -43,7 +44,7 @@ def texts(messages: list[dict[str, Any]], role: str) -> list[str]:
         if isinstance(content, str):
             out.append(content)
         else:
-            out.append("".join(p.get("text") or "" for p in content if p.get("type") == "text"))
+            out.extend(p.get("text") or "" for p in content if p.get("type") == "text")
     return out
 
 
