@@ -25,6 +25,13 @@ word becomes an attribute when its probability reaches ``min_score`` and it is a
 is never emitted). Colour is left to the pixel method unless ``color`` is listed in ``categories``.
 Text embeddings are cached per (label, category).
 
+**Label agreement** (``label_check``, default ``detect``: the annotator whose searched vocabulary the
+labels compete with; empty turns it off). The same crop embeddings score each object's label against
+the detector's vocabulary (prompt ensemble); an object whose label is not among CLIP's best
+``label_top_k`` or lies more than ``label_margin`` logits below the best is demoted like an object one
+more view did not see, and what CLIP said is recorded in the graph: see :mod:`.clip_check`. Graphs
+without that annotator's search (imports, the ``quality`` profile) are left alone.
+
 Both stages add attributes next to existing ones and never add a (name, category) pair twice.
 """
 
@@ -38,6 +45,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..model import Attribute, Box, Object, SceneGraph
+from . import clip_check
 from .base import Annotator, AnnotatorError
 from .images import ImageItem
 from .weights import ResolvedWeights, download_failed
@@ -295,6 +303,10 @@ class ClipAttributes(Annotator):
         "min_side": 16.0,
         "batch_size": 32,
         "random_init": False,
+        "label_check": "detect",
+        "label_top_k": clip_check.TOP_K,
+        "label_margin": clip_check.MARGIN,
+        "label_prompts": clip_check.PROMPTS,
     }
 
     def _load(self, device: str) -> None:
@@ -303,6 +315,11 @@ class ClipAttributes(Annotator):
             raise AnnotatorError(f"stage 'clip_attributes': unknown categories {unknown}; known: {list(CLIP_VOCABULARY)}")
         model, preprocess, tokenizer = load_clip(self, self.options["model"], device, self.options["random_init"])
         self.scorer = ClipScorer(model, preprocess, tokenizer, device, self.options["batch_size"])
+        try:
+            self.label_checker = clip_check.LabelChecker(self.scorer, self.options["label_prompts"],
+                                                         self.options["label_top_k"], self.options["label_margin"])
+        except ValueError as exc:
+            raise AnnotatorError(f"stage 'clip_attributes': {exc}") from None
 
     def provenance(self) -> dict[str, Any]:
         prov = super().provenance()
@@ -334,6 +351,33 @@ class ClipAttributes(Annotator):
             new[(gi, oi)] = self.attributes_for(feat, graphs[gi].objects[oi].label)
         out = []
         for gi, graph in enumerate(graphs):
-            objects = tuple(_add_attributes(o, new.get((gi, oi), [])) for oi, o in enumerate(graph.objects))
-            out.append(self.stamp(graph, objects=objects))
+            rows = [k for k, (g, _) in enumerate(where) if g == gi]
+            objects, record = self.check_labels(graph, feats[rows] if rows else None)
+            objects = tuple(_add_attributes(o, new.get((gi, oi), [])) for oi, o in enumerate(objects))
+            stamped = self.stamp(graph, objects=objects)
+            if record is not None:
+                stamped = _with_stage_record(stamped, self.name, "label_check", record)
+            out.append(stamped)
         return out
+
+    def check_labels(self, graph: SceneGraph, feats: Any) -> tuple[tuple[Object, ...], dict[str, Any] | None]:
+        """``graph``'s objects after CLIP's label agreement (crop embeddings ``feats``, one row per
+        object) and the evidence record; unchanged objects and None when the check does not apply."""
+        against = self.options["label_check"]
+        vocabulary = clip_check.searched_vocabulary(graph, against) if against else None
+        if vocabulary is None or feats is None or not graph.objects:
+            return graph.objects, None
+        verdicts = self.label_checker.verdicts(feats, [o.label for o in graph.objects], vocabulary)
+        views = clip_check.views_so_far(graph)
+        objects, per_object = clip_check.apply_verdicts(graph.objects, verdicts, views)
+        return objects, clip_check.label_check_record(against, self.label_checker.top_k, self.label_checker.margin,
+                                                      views, per_object)
+
+
+def _with_stage_record(graph: SceneGraph, stage: str, key: str, record: Mapping[str, Any]) -> SceneGraph:
+    """``graph`` with ``record`` under ``provenance["stages"][stage][key]`` (this graph's own copy)."""
+    prov = dict(graph.provenance)
+    stages = dict(prov.get("stages", {}))
+    stages[stage] = {**stages.get(stage, {}), key: dict(record)}
+    prov["stages"] = stages
+    return graph.replace(provenance=prov)
