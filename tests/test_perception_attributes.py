@@ -199,3 +199,22 @@ def test_a_small_far_colour_is_recorded_as_evidence(colors: ColorAttributes) -> 
     (out,) = colors([item], [g])
     shares = {a.name: a.score for a in out.objects[0].attributes}
     assert set(shares) == {"red", "white"} and shares["white"] == pytest.approx(0.1 / 0.9, abs=0.01)
+
+
+@pytest.mark.slow
+def test_trimmed_text_encoding_equals_the_full_context() -> None:
+    """CLIP's text tower is causal and pools at the end token: encoding prompts cut after the longest
+    one's end gives encode_text's embeddings (random-weight ViT-B-32; prompts of different lengths)."""
+    pytest.importorskip("open_clip")
+    import torch
+
+    from scene_graphs.perception.attributes import encode_text_trimmed, load_clip
+
+    model, _, tokenizer = load_clip(ClipAttributes(random_init=True), "clip-vit-b-32", "cpu", True)
+    tokens = tokenizer(["a photo of a dog.", "a close-up photo of a small fire hydrant on a wet street.", "cup"])
+    assert int((tokens != 0).sum(dim=1).max()) < tokens.shape[1] // 4
+    with torch.inference_mode():
+        full, trimmed = model.encode_text(tokens), encode_text_trimmed(model, tokens)
+    assert trimmed.shape == full.shape
+    assert torch.allclose(trimmed, full, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(trimmed[0], trimmed[1], atol=1e-3)  # different prompts stay different

@@ -245,6 +245,33 @@ def crop_box(box: Box, width: int, height: int, padding: float, min_side: float)
     return x1, y1, max(x2, x1 + 1), max(y2, y1 + 1)
 
 
+def encode_text_trimmed(model: Any, tokens: Any) -> Any:
+    """``model.encode_text(tokens)`` computed on the tokens up to the longest prompt's end instead of
+    the full 77-token context: CLIP's text tower is causal (a position attends only to earlier ones) and
+    pools at the end-of-text token, so the padding after it changes nothing, and short prompts cost
+    about a sixth. Models of another shape (no causal mask, pooling at the last position) get
+    ``encode_text`` as it is."""
+    from open_clip.transformer import text_global_pool
+
+    mask = getattr(model, "attn_mask", None)
+    pool = getattr(model, "text_pool_type", None)
+    if (mask is None or pool not in {"argmax", "eos"} or not hasattr(model, "token_embedding")
+            or not getattr(model.transformer, "batch_first", True)):
+        return model.encode_text(tokens)
+    used = (tokens != 0).any(dim=0).nonzero()
+    length = int(used.max()) + 1 if len(used) else 1
+    if length >= tokens.shape[1]:
+        return model.encode_text(tokens)
+    tokens = tokens[:, :length]
+    cast = model.transformer.get_cast_dtype()
+    x = model.token_embedding(tokens).to(cast) + model.positional_embedding[:length].to(cast)
+    x = model.ln_final(model.transformer(x, attn_mask=mask[:length, :length]))
+    x = text_global_pool(x, tokens, pool, eos_token_id=getattr(model, "text_eos_id", None))
+    if model.text_projection is not None:
+        x = model.text_projection(x) if callable(model.text_projection) else x @ model.text_projection
+    return x
+
+
 class ClipScorer:
     """Image crops and prompts through one OpenCLIP model (batched; text embeddings cached)."""
 
@@ -271,7 +298,7 @@ class ClipScorer:
         key = tuple(prompts)
         if key not in self._text:
             with torch.inference_mode():
-                f = self.model.encode_text(self.tokenizer(list(prompts)).to(self.device)).float()
+                f = encode_text_trimmed(self.model, self.tokenizer(list(prompts)).to(self.device)).float()
             self._text[key] = f / f.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return self._text[key]
 
