@@ -175,12 +175,7 @@ def _checkpointed(out: Path) -> int:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("how, workers, every", [
-    ("SIGTERM", 1, 1000.0), ("SIGINT", 2, 1000.0),
-    # known race (about 1 run in 4 here, also before this round): after the driver's kill -9 both workers
-    # sometimes exit without their checkpoint; non-strict until the engine's parent-death path is fixed
-    pytest.param("SIGKILL", 2, 1000.0, marks=pytest.mark.xfail(
-        strict=False, reason="workers sometimes exit without checkpointing after the driver's kill -9")),
-    ("SIGKILL", 1, 0.0)])
+    ("SIGTERM", 1, 1000.0), ("SIGINT", 2, 1000.0), ("SIGKILL", 2, 1000.0), ("SIGKILL", 1, 0.0)])
 def test_an_interrupt_keeps_every_finished_image(tmp_path: Path, how: str, workers: int, every: float) -> None:
     """Ctrl-C, kill and the driver's kill -9 (workers checkpoint when their parent dies; alone, a
     checkpoint every batch) keep the images finished inside unfinished 40-image shards."""

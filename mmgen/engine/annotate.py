@@ -106,6 +106,7 @@ class AnnotateWorker(ShardWorker):
     ``checkpoint_seconds`` and when interrupted (Ctrl-C, ``kill``, the driver's death)."""
 
     reports_progress = True
+    checkpoints = True
 
     def __init__(self, factory: Callable[[], Any], batch_size: int, max_pixels: int, decode_threads: int,
                  checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS) -> None:
@@ -147,18 +148,19 @@ class AnnotateWorker(ShardWorker):
         unsaved: list[Any] = []
         last_save = time.monotonic()
         try:
-            for res in annotate_paths(self.pipeline, todo, root, batch_size=self.batch_size,
-                                      max_pixels=self.max_pixels, threads=self.decode_threads):
-                files.advance(1)
-                if isinstance(res, ImageFailure):
-                    out.errors.append(res.to_dict())
-                    warn_skipped(f"skipped {res.path}: {res.reason}", log.name)
-                    continue
-                made[res.path] = res
-                unsaved.append(res)
-                if time.monotonic() - last_save >= self.checkpoint_seconds:
-                    write_graphs(files.checkpoint_path(), unsaved)
-                    unsaved, last_save = [], time.monotonic()
+            with files.checkpointing():
+                for res in annotate_paths(self.pipeline, todo, root, batch_size=self.batch_size,
+                                          max_pixels=self.max_pixels, threads=self.decode_threads):
+                    files.advance(1)
+                    if isinstance(res, ImageFailure):
+                        out.errors.append(res.to_dict())
+                        warn_skipped(f"skipped {res.path}: {res.reason}", log.name)
+                        continue
+                    made[res.path] = res
+                    unsaved.append(res)
+                    if time.monotonic() - last_save >= self.checkpoint_seconds:
+                        write_graphs(files.checkpoint_path(), unsaved)
+                        unsaved, last_save = [], time.monotonic()
         except KeyboardInterrupt:
             if unsaved:  # keep every finished image for the rerun
                 write_graphs(files.checkpoint_path(), unsaved)

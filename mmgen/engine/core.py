@@ -28,8 +28,9 @@ redo and of shards left over from a larger input in ``OUT/.reuse/`` until the ru
 worker takes the records of unchanged inputs from there: an image added or removed moves the later
 shards, but only the changed images go through the models again.
 
-**Worker processes** end with the driver (``prctl(PR_SET_PDEATHSIG)`` on Linux, a parent check
-before every shard elsewhere): ``kill -9`` of the main process leaves no worker behind.
+**Worker processes** end with the driver (``prctl(PR_SET_PDEATHSIG)`` on Linux and a watchdog thread
+checking the parent everywhere, see :func:`die_with_parent`): ``kill -9`` of the main process leaves
+no worker behind, and a worker that checkpoints saves the units it finished before it exits.
 
 **Config.** :meth:`Stage.identity` is what shapes the records (program config, perception settings,
 shard size...). An output folder made with another identity is refused unless ``overwrite``; with
@@ -212,6 +213,22 @@ class ShardFiles:
         self.checkpoints += 1
         return folder / f"{self.key or self.stem}{CHECKPOINT_INFIX}{self.checkpoints:05d}.jsonl"
 
+    def checkpointing(self) -> contextlib.AbstractContextManager[None]:
+        """Where an interrupt may stop the shard (for a :attr:`ShardWorker.checkpoints` worker)::
+
+            try:
+                with files.checkpointing():
+                    ...  # the long loop
+            except KeyboardInterrupt:
+                ...  # write a checkpoint of what is finished
+                raise
+
+        In a worker process an interrupt (Ctrl-C, ``kill``, the driver's death) raises
+        :class:`KeyboardInterrupt` only inside the block, once per shard (later ones do not break the
+        checkpoint being written); one that came before the block raises on entering it, one after
+        it lets the shard finish. In the driver (one worker) interrupts are Python's own."""
+        return checkpointing_zone()
+
     def advance(self, units: int = 1) -> None:
         """Report ``units`` more inputs done (images...), for a progress bar finer than shards."""
         if self._progress is not None and units:
@@ -226,6 +243,9 @@ class ShardWorker(ABC):
     """Errors that stop the whole run (they would fail every shard the same way)."""
     reports_progress: ClassVar[bool] = False
     """Calls :meth:`ShardFiles.advance` for every unit, so the progress bar moves inside shards."""
+    checkpoints: ClassVar[bool] = False
+    """Saves the units it finished when interrupted, inside :meth:`ShardFiles.checkpointing` (else an
+    interrupt raises anywhere in :meth:`run`, and a worker process whose driver died exits at once)."""
 
     def setup(self) -> None:
         """Load what every shard needs (models, programs)."""
@@ -377,44 +397,133 @@ def safe_execute(worker: ShardWorker, job: ShardJob, progress: Callable[[int], N
 
 _POOL_WORKER: ShardWorker | None = None
 _POOL_READY = False
-_POOL_PARENT: int | None = None
 _PR_SET_PDEATHSIG = 1
+PARENT_DEATH_SIGNAL: int | None = getattr(signal, "SIGUSR1", None)
+"""The signal a worker process gets when its driver dies (``prctl(PR_SET_PDEATHSIG)`` on Linux, and
+from its own watchdog thread); kept apart from SIGINT so that a worker knows the difference between
+a Ctrl-C (the driver goes on and collects the shards) and a dead driver (nobody will)."""
+ORPHAN_GRACE_SECONDS = 10.0
+"""How long a worker whose driver died may take to save its shard before its watchdog ends it."""
+WATCH_SECONDS = 0.2
+"""How often a worker's watchdog thread checks that its driver is alive."""
+
+
+@dataclass
+class _WorkerState:
+    """What a worker process knows about its driver and the shard in hand (read by its signal handlers).
+
+    The kernel sends the parent-death signal once per reparenting: when the driver's thread that
+    forked the worker exits, and again when its last thread does (``getppid()`` changes only then),
+    so a worker gets it twice within milliseconds, and a Ctrl-C in a terminal reaches a worker twice
+    (from the terminal and from the driver). Only the first interrupt of a shard is raised; the later
+    ones must not break the checkpoint the first one is writing."""
+
+    parent: int
+    in_shard: bool = False
+    checkpoints: bool = False
+    """The worker of the shard in hand saves finished units when interrupted (:attr:`ShardWorker.checkpoints`)."""
+    saving_zone: bool = False
+    """Inside :meth:`ShardFiles.checkpointing`: an interrupt raises there."""
+    raised: bool = False
+    """The shard in hand was interrupted (a :class:`KeyboardInterrupt` raised in it)."""
+    interrupted: bool = False
+    """An interrupt arrived (sticky: no new shard starts in this process)."""
+    parent_died: bool = False
+
+
+_STATE: _WorkerState | None = None
+"""Set in worker processes of :func:`process_pool`; ``None`` in the driver."""
 
 
 def die_with_parent(parent: int) -> None:
     """Make this (worker) process end when the process ``parent`` dies, ``kill -9`` included.
 
-    On Linux the kernel sends SIGINT when the parent goes (``prctl(PR_SET_PDEATHSIG)``): the shard
-    being worked on checkpoints what it finished (see :class:`ShardFiles`) and the process exits. A
-    watchdog thread ends the process for good :data:`ORPHAN_GRACE_SECONDS` after the parent is gone
-    (on any platform, and if the interrupt was swallowed). A parent that died before the call is
-    caught by the parent-pid check that follows it."""
-    if sys.platform.startswith("linux"):
+    On Linux the kernel sends :data:`PARENT_DEATH_SIGNAL` when the parent goes
+    (``prctl(PR_SET_PDEATHSIG)``); a watchdog thread checks the parent every :data:`WATCH_SECONDS`
+    (on any platform) and sends the same signal to the main thread, so that a main thread blocked in
+    a system call wakes up. Either way the shard in hand saves what it finished (see
+    :meth:`ShardFiles.checkpointing`) and the process exits; the watchdog ends it for good
+    :data:`ORPHAN_GRACE_SECONDS` later if it has not. A parent that died before the call is caught
+    by the parent-pid check that follows it."""
+    global _STATE
+    _STATE = _STATE or _WorkerState(parent)
+    if PARENT_DEATH_SIGNAL is not None:
+        signal.signal(PARENT_DEATH_SIGNAL, _on_signal)
+    if sys.platform.startswith("linux") and PARENT_DEATH_SIGNAL is not None:
         try:
             import ctypes
 
             libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGINT, 0, 0, 0) != 0:
+            if libc.prctl(_PR_SET_PDEATHSIG, PARENT_DEATH_SIGNAL, 0, 0, 0) != 0:
                 log.debug("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
         except (OSError, AttributeError) as exc:
             log.debug("prctl unavailable: %s", exc)
-    _exit_if_orphaned(parent)
-    threading.Thread(target=_watch_parent, args=(parent,), name="mmgen-watch-parent", daemon=True).start()
+    if os.getppid() != parent:
+        os._exit(1)  # the driver is gone: nobody will read what this worker writes
+    threading.Thread(target=_watch_parent, args=(_STATE,), name="mmgen-watch-parent", daemon=True).start()
 
 
-ORPHAN_GRACE_SECONDS = 10.0
-
-
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(0.5)
+def _watch_parent(state: _WorkerState) -> None:
+    while os.getppid() == state.parent and not state.parent_died:
+        time.sleep(WATCH_SECONDS)
+    state.parent_died = True
+    if not state.in_shard:
+        os._exit(1)
+    if PARENT_DEATH_SIGNAL is not None:
+        with contextlib.suppress(OSError, ValueError):
+            signal.pthread_kill(threading.main_thread().ident or 0, PARENT_DEATH_SIGNAL)
     time.sleep(ORPHAN_GRACE_SECONDS)  # time to checkpoint the shard in hand
     os._exit(1)
 
 
-def _exit_if_orphaned(parent: int | None) -> None:
-    if parent is not None and os.getppid() != parent:
-        os._exit(1)  # the driver is gone: nobody will read what this worker writes
+def _on_signal(signum: int, frame: Any) -> None:
+    """In a worker: SIGINT (Ctrl-C, the driver stopping) or the parent-death signal.
+
+    Between shards: exit if the driver is gone, else ignore (the driver stops the pool). In a shard
+    whose worker checkpoints: raise :class:`KeyboardInterrupt` inside :meth:`ShardFiles.checkpointing`
+    (elsewhere at its next entry, or after the shard); in one that does not: exit at once if the
+    driver is gone, else raise. Only the first interrupt of a shard is raised."""
+    state = _STATE
+    if state is None:  # not a pool worker (cannot happen: the handlers are installed with the state)
+        raise KeyboardInterrupt
+    state.interrupted = True
+    if signum == PARENT_DEATH_SIGNAL or os.getppid() != state.parent:
+        state.parent_died = True
+    if not state.in_shard:
+        if state.parent_died:
+            os._exit(1)
+        return
+    if state.raised:
+        return  # the shard is saving what it finished: do not break that
+    if not state.checkpoints:
+        if state.parent_died:
+            os._exit(1)  # nothing to save, nobody to hand the shard to
+        state.raised = True
+        raise KeyboardInterrupt
+    if state.saving_zone:
+        state.raised = True
+        raise KeyboardInterrupt
+    # a checkpointing shard outside its zone: it stops at the zone's next entry, or after the shard
+
+
+def checkpointing_zone() -> contextlib.AbstractContextManager[None]:
+    """See :meth:`ShardFiles.checkpointing`."""
+    return _checkpointing_zone(_STATE)
+
+
+@contextlib.contextmanager
+def _checkpointing_zone(state: _WorkerState | None) -> Iterator[None]:
+    if state is None or not state.in_shard:
+        yield
+        return
+    state.saving_zone = True
+    try:
+        if state.interrupted and not state.raised:
+            state.raised = True
+            raise KeyboardInterrupt  # an interrupt arrived before the zone
+        yield
+    finally:
+        state.saving_zone = False
 
 
 def process_pool(workers: int, initializer: Any = None, initargs: tuple[Any, ...] = ()) -> ProcessPoolExecutor:
@@ -424,30 +533,21 @@ def process_pool(workers: int, initializer: Any = None, initargs: tuple[Any, ...
                                initargs=(os.getpid(), initializer, initargs))
 
 
-_IN_SHARD = False
-
-
 def _init_child(parent: int, initializer: Any, initargs: tuple[Any, ...]) -> None:
-    signal.signal(signal.SIGINT, functools.partial(_child_sigint, parent))
+    global _STATE
+    _STATE = _WorkerState(parent)
+    signal.signal(signal.SIGINT, _on_signal)
     die_with_parent(parent)
     if initializer is not None:
         initializer(*initargs)
-
-
-def _child_sigint(parent: int, signum: int, frame: Any) -> None:
-    """In a worker: an interrupt stops the shard in hand (which checkpoints); between shards it is
-    ignored unless the driver is gone (then the worker exits)."""
-    if _IN_SHARD:
-        raise KeyboardInterrupt
-    _exit_if_orphaned(parent)
 
 
 _POOL_PROGRESS: Any = None
 
 
 def _pool_init(worker: ShardWorker, parent: int | None = None, progress: Any = None) -> None:
-    global _POOL_WORKER, _POOL_READY, _POOL_PARENT, _POOL_PROGRESS
-    _POOL_WORKER, _POOL_READY, _POOL_PARENT, _POOL_PROGRESS = worker, False, parent, progress
+    global _POOL_WORKER, _POOL_READY, _POOL_PROGRESS
+    _POOL_WORKER, _POOL_READY, _POOL_PROGRESS = worker, False, progress
 
 
 def _pool_advance(units: int) -> None:
@@ -456,10 +556,15 @@ def _pool_advance(units: int) -> None:
 
 
 def _pool_run(job: ShardJob) -> dict[str, Any]:
-    global _POOL_READY, _IN_SHARD
+    global _POOL_READY
     assert _POOL_WORKER is not None
-    _exit_if_orphaned(_POOL_PARENT)
-    _IN_SHARD = True
+    state = _STATE
+    assert state is not None, "_pool_run runs in workers of process_pool"
+    if state.parent_died or os.getppid() != state.parent:
+        os._exit(1)  # the driver is gone: nobody will read what this worker writes
+    if state.interrupted:
+        raise KeyboardInterrupt  # the run was stopped: start nothing new
+    state.checkpoints, state.raised, state.in_shard = False, False, True  # setup has nothing to save
     try:
         if not _POOL_READY:
             try:
@@ -468,12 +573,16 @@ def _pool_run(job: ShardJob) -> dict[str, Any]:
                 return {"shard": job.index, "failed": f"{type(exc).__name__}: {exc}",
                         "fatal": True, "traceback": traceback.format_exc(limit=8)}
             _POOL_READY = True
+        state.checkpoints = _POOL_WORKER.checkpoints
         return safe_execute(_POOL_WORKER, job, _pool_advance if _POOL_PROGRESS is not None else None)
     except KeyboardInterrupt:
-        _exit_if_orphaned(_POOL_PARENT)  # the driver died (PR_SET_PDEATHSIG): the shard has checkpointed
+        if state.parent_died or os.getppid() != state.parent:
+            os._exit(1)  # the shard has saved what it finished; nobody is waiting for the rest
         raise
     finally:
-        _IN_SHARD = False
+        state.in_shard = False
+        if state.parent_died:
+            os._exit(1)  # died while the shard finished (its marker is written)
 
 
 class UnitCounter:
