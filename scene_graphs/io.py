@@ -146,7 +146,7 @@ def _load_depth(npz: Any, dpath: Path, header: dict[str, Any], source: str) -> D
     except (ValueError, OSError, zipfile.BadZipFile) as exc:  # object arrays (pickle) are refused here
         raise RecordError(f"cannot read depth map {key!r} from {dpath}: {exc}", "depth", source) from None
     try:
-        return DepthMap(values, bool(header.get("larger_is_nearer")))
+        return DepthMap.from_header(values, header)
     except ValidationError as exc:
         raise RecordError(exc.message, exc.where, source) from None
 

@@ -9,11 +9,16 @@ Serialized form (one JSON object per graph, see ``schema/scene_graph.schema.json
 
     {"version": 1, "image_id": ..., "path": ..., "width": ..., "height": ..., "sha256": ...,
      "fields": [...], "objects": [...], "relations": [...], "text": [...],
-     "depth": {"key": ..., "larger_is_nearer": ..., "height": ..., "width": ...} | null,
+     "depth": {"key": ..., "larger_is_nearer": ..., "height": ..., "width": ..., "unit"?: "metres"} | null,
+     "camera"?: {"fx": ..., "fy": ..., "cx": ..., "cy": ...},
      "provenance": {...}, "meta": {...},
      "evidence": [{"annotator", "vocabulary", "threshold", "floor", "best_below", "count_below"}, ...]}
 
 ``evidence`` (what each annotator searched for, see :class:`Search`) is written only when recorded.
+``depth.unit`` is written only for metric maps (absent means ``relative``: a disparity-like map with no
+scale) and ``camera`` (pinhole intrinsics, :class:`Camera`) only when known, so graphs without them read
+and write as before. A graph is *metric* (:attr:`SceneGraph.metric`) when it has both a depth map in
+metres and the camera's intrinsics: only then can a pixel be back-projected to a point in metres.
 
 Depth arrays never go into the JSON: :mod:`scene_graphs.io` stores them beside the shard in an
 ``.npz`` (loaded with ``allow_pickle=False``).
@@ -41,6 +46,9 @@ FIELDS = ("objects", "masks", "attributes", "relations", "depth", "text")
 looked for (so an empty list means "none found"); a field not listed was never annotated."""
 
 ATTRIBUTE_CATEGORIES = ("color", "material", "size", "shape", "state", "pattern", "other")
+DEPTH_UNITS = ("relative", "metres")
+"""Units of a depth map: ``relative`` (no scale: only orders and ratios of nearness mean anything) or
+``metres`` (metric depth: distance along the camera's optical axis, larger is farther)."""
 RELATION_SOURCES = ("human", "model", "geometry", "depth")
 
 BOX_TOLERANCE = 0.5
@@ -453,10 +461,15 @@ class DepthMap:
 
     ``larger_is_nearer`` is True for disparity-like maps (Depth Anything, MiDaS, ProVision's uint8
     maps) and False for metric depth. Use :meth:`nearness` to compare without caring which.
+
+    ``unit`` is ``relative`` (the default: no scale) or ``metres``: each value is then the depth along the
+    camera's optical axis (z, not the length of the ray) in metres, ``larger_is_nearer`` is False, and 0
+    means "no reading" (sensor holes); values are never negative.
     """
 
     values: np.ndarray
     larger_is_nearer: bool
+    unit: str = "relative"
 
     def __post_init__(self) -> None:
         v = np.asarray(self.values)
@@ -472,11 +485,30 @@ class DepthMap:
         if not isinstance(self.larger_is_nearer, (bool, np.bool_)):
             raise ValidationError("larger_is_nearer must be true or false", "depth.larger_is_nearer")
         object.__setattr__(self, "larger_is_nearer", bool(self.larger_is_nearer))
+        if self.unit not in DEPTH_UNITS:
+            raise ValidationError(f"unit must be one of {DEPTH_UNITS}, got {self.unit!r}", "depth.unit")
+        if self.unit == "metres":
+            if self.larger_is_nearer:
+                raise ValidationError("a depth map in metres has larger values farther (larger_is_nearer false)",
+                                      "depth.larger_is_nearer")
+            if float(v.min()) < 0:
+                raise ValidationError(f"a depth map in metres has no negative values (min {float(v.min())})",
+                                      "depth")
+
+    @classmethod
+    def from_header(cls, values: np.ndarray, header: Mapping[str, Any]) -> "DepthMap":
+        """The map of ``values`` with the convention and unit a graph's ``depth`` header gives."""
+        return cls(values, bool(header.get("larger_is_nearer")), header.get("unit", "relative"))
+
+    @property
+    def metric(self) -> bool:
+        """Whether the values are metres (see :attr:`unit`)."""
+        return self.unit == "metres"
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Rebuild through __init__ so a pickled / deep-copied map is validated and read-only again
         # (numpy does not keep the write flag through pickle).
-        return (type(self), (self.values, self.larger_is_nearer))
+        return (type(self), (self.values, self.larger_is_nearer, self.unit))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -493,26 +525,69 @@ class DepthMap:
         """A value that grows as things get nearer, whatever the map's convention."""
         return value if self.larger_is_nearer else -value
 
-    def median_in(self, box: Box, width: int, height: int, mask: Mask | None = None) -> float:
-        """Median map value under ``mask`` (or inside ``box`` when there is no mask)."""
+    def mask_cells(self, mask: Mask) -> np.ndarray:
+        """The mask resampled to the map's grid (a boolean array of the map's shape)."""
+        mh, mw = self.values.shape
+        m = mask.to_array()
+        if m.shape != (mh, mw):
+            rows = (np.arange(mh) * m.shape[0] // mh).clip(0, m.shape[0] - 1)
+            cols = (np.arange(mw) * m.shape[1] // mw).clip(0, m.shape[1] - 1)
+            m = m[np.ix_(rows, cols)]
+        return m
+
+    def values_in(self, box: Box, width: int, height: int, mask: Mask | None = None) -> np.ndarray:
+        """The map values under ``mask`` (or inside ``box`` when there is no mask or it covers no cell)."""
         mh, mw = self.values.shape
         if mask is not None:
-            m = mask.to_array()
-            if m.shape != (mh, mw):
-                rows = (np.arange(mh) * m.shape[0] // mh).clip(0, m.shape[0] - 1)
-                cols = (np.arange(mw) * m.shape[1] // mw).clip(0, m.shape[1] - 1)
-                m = m[np.ix_(rows, cols)]
+            m = self.mask_cells(mask)
             if m.any():
-                return float(np.median(self.values[m]))
+                return self.values[m]
         x1 = min(mw - 1, max(0, int(box.x1 * mw / width)))
         y1 = min(mh - 1, max(0, int(box.y1 * mh / height)))
         x2 = max(x1 + 1, min(mw, int(math.ceil(box.x2 * mw / width))))
         y2 = max(y1 + 1, min(mh, int(math.ceil(box.y2 * mh / height))))
-        return float(np.median(self.values[y1:y2, x1:x2]))
+        return self.values[y1:y2, x1:x2].ravel()
+
+    def median_in(self, box: Box, width: int, height: int, mask: Mask | None = None) -> float:
+        """Median map value under ``mask`` (or inside ``box`` when there is no mask)."""
+        return float(np.median(self.values_in(box, width, height, mask)))
 
     def header(self, key: str) -> dict[str, Any]:
-        return {"key": key, "larger_is_nearer": self.larger_is_nearer,
-                "height": int(self.values.shape[0]), "width": int(self.values.shape[1])}
+        out = {"key": key, "larger_is_nearer": self.larger_is_nearer,
+               "height": int(self.values.shape[0]), "width": int(self.values.shape[1])}
+        if self.unit != "relative":
+            out["unit"] = self.unit
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Camera:
+    """Pinhole intrinsics in pixels of the original (EXIF-oriented) image, the frame of the boxes:
+    focal lengths ``fx``, ``fy`` and principal point ``cx``, ``cy``. With a depth map in metres, pixel
+    ``(u, v)`` at depth ``z`` is the point ``((u - cx) z / fx, (v - cy) z / fy, z)`` metres from the camera
+    (x right, y down, z along the optical axis)."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+    def __post_init__(self) -> None:
+        for name in ("fx", "fy", "cx", "cy"):
+            v = getattr(self, name)
+            if not _is_real(v) or not math.isfinite(v):
+                raise ValidationError(f"must be a finite number, got {v!r}", name)
+            object.__setattr__(self, name, float(v))
+        for name in ("fx", "fy"):
+            if getattr(self, name) <= 0:
+                raise ValidationError(f"must be positive, got {getattr(self, name)}", name)
+
+    def back_project(self, u: float, v: float, z: float) -> tuple[float, float, float]:
+        """The 3-D point (metres, camera frame) of image pixel ``(u, v)`` at depth ``z``."""
+        return ((u - self.cx) * z / self.fx, (v - self.cy) * z / self.fy, z)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"fx": self.fx, "fy": self.fy, "cx": self.cx, "cy": self.cy}
 
 
 @dataclass(frozen=True, eq=False)
@@ -533,6 +608,8 @@ class SceneGraph:
     meta: Mapping[str, Any] = field(default_factory=dict)
     evidence: tuple[Search, ...] = ()
     """What the annotators searched for (empty: unknown, e.g. imported graphs). See :class:`Search`."""
+    camera: Camera | None = None
+    """The camera's intrinsics when known (see :attr:`metric`)."""
 
     def __post_init__(self) -> None:
         _check_text(self.image_id, "image_id")
@@ -560,6 +637,8 @@ class SceneGraph:
             raise ValidationError(f"must be 64 lowercase hex digits, got {self.sha256!r}", "sha256")
         if self.depth is not None and not isinstance(self.depth, DepthMap):
             raise ValidationError(f"must be a DepthMap, got {type(self.depth).__name__}", "depth")
+        if self.camera is not None and not isinstance(self.camera, Camera):
+            raise ValidationError(f"must be a Camera, got {type(self.camera).__name__}", "camera")
         self._validate_objects()
         for i, e in enumerate(self.evidence):
             if not isinstance(e, Search):
@@ -653,6 +732,11 @@ class SceneGraph:
             return False
         return all(s.best_below.get(label, 0.0) < (s.floor if floor is None else floor) for s in looked)
 
+    @property
+    def metric(self) -> bool:
+        """Whether points can be measured in metres: a depth map in metres and the camera's intrinsics."""
+        return self.depth is not None and self.depth.metric and self.camera is not None
+
     def has(self, *names: str) -> bool:
         """Whether every named field was annotated (``graph.has("objects", "depth")``)."""
         return all(n in self.fields for n in names)
@@ -676,6 +760,7 @@ class SceneGraph:
             "relations": [r.to_dict() for r in self.relations],
             "text": [t.to_dict() for t in self.text],
             "depth": None if self.depth is None else self.depth.header(depth_key or self.image_id),
+            **({"camera": self.camera.to_dict()} if self.camera is not None else {}),
             "provenance": dict(self.provenance),
             "meta": dict(self.meta),
             **({"evidence": [e.to_dict() for e in self.evidence]} if self.evidence else {}),
@@ -723,13 +808,14 @@ def _list_or_none(value: Any, where: str) -> list:
 
 
 _GRAPH_KEYS = ("version", "image_id", "path", "width", "height", "sha256", "fields", "objects", "relations", "text",
-               "depth", "provenance", "meta", "evidence")
+               "depth", "camera", "provenance", "meta", "evidence")
 _OBJECT_KEYS = ("id", "label", "box", "score", "mask", "attributes", "depth", "synset")
 _ATTRIBUTE_KEYS = ("name", "category", "score")
 _RELATION_KEYS = ("subject", "predicate", "object", "score", "source")
 _TEXT_KEYS = ("id", "text", "box", "score", "object")
 _MASK_KEYS = ("size", "counts")
-_DEPTH_KEYS = ("key", "larger_is_nearer", "height", "width")
+_DEPTH_KEYS = ("key", "larger_is_nearer", "height", "width", "unit")
+_CAMERA_KEYS = ("fx", "fy", "cx", "cy")
 _SEARCH_KEYS = ("annotator", "vocabulary", "threshold", "floor", "best_below", "count_below")
 
 
@@ -809,6 +895,13 @@ def _graph_from_dict(data: Mapping[str, Any], depth: DepthMap | None) -> SceneGr
         if header.get("larger_is_nearer") != depth.larger_is_nearer:
             raise ValidationError("larger_is_nearer differs between the graph and its depth map",
                                   "depth.larger_is_nearer")
+        unit = header.get("unit", "relative")
+        if unit != depth.unit:
+            if depth.unit != "relative":
+                raise ValidationError(f"unit differs between the graph ({unit!r}) and its depth map ({depth.unit!r})",
+                                      "depth.unit")
+            # a loader that read only the values (and the convention): the header's unit is the map's
+            depth = _at("depth", DepthMap, depth.values, depth.larger_is_nearer, unit)
         shape = (header.get("height"), header.get("width"))
         if shape != depth.shape:
             raise ValidationError(f"header says {shape[0]}x{shape[1]} but the depth map is "
@@ -817,6 +910,12 @@ def _graph_from_dict(data: Mapping[str, Any], depth: DepthMap | None) -> SceneGr
         value = data.get(key)
         if value is not None and not isinstance(value, Mapping):
             raise ValidationError(f"must be an object, got {type(value).__name__}", key)
+    camera = None
+    if data.get("camera") is not None:
+        if not isinstance(data["camera"], Mapping):
+            raise ValidationError(f"must be an object or null, got {type(data['camera']).__name__}", "camera")
+        _known_keys(data["camera"], _CAMERA_KEYS, "camera")
+        camera = _at("camera", lambda c: Camera(*(_req(c, k, "") for k in _CAMERA_KEYS)), data["camera"])
     fields_ = _list_or_none(data.get("fields"), "fields")
     return SceneGraph(
         image_id=_req(data, "image_id", ""),
@@ -832,6 +931,7 @@ def _graph_from_dict(data: Mapping[str, Any], depth: DepthMap | None) -> SceneGr
         provenance=dict(data.get("provenance") or {}),
         meta=dict(data.get("meta") or {}),
         evidence=_list_of(data, "evidence", _search_from),
+        camera=camera,
     )
 
 

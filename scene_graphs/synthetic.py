@@ -2,14 +2,17 @@
 
 ``random_graph(rng)`` fills every field (objects with masks and typed attributes, relations,
 text regions, a depth map) with values that pass validation, from a seeded ``numpy`` generator,
-so the same seed always gives the same graph.
+so the same seed always gives the same graph. With ``metric=True`` the depth map is in metres (a
+floor receding from :data:`METRIC_NEAR` at the bottom to :data:`METRIC_FAR` at the top, each object a
+plateau at its own distance) and the graph carries camera intrinsics; without it, the same seed gives
+the same graph as before the option existed.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .model import Attribute, Box, DepthMap, Mask, Object, Relation, SceneGraph, TextRegion
+from .model import Attribute, Box, Camera, DepthMap, Mask, Object, Relation, SceneGraph, TextRegion
 
 LABELS = ("person", "car", "bus", "dog", "cat", "cup", "table", "chair", "bottle", "bicycle", "tree", "sign",
           "umbrella", "bench", "horse", "laptop", "book", "bowl", "clock", "traffic light")
@@ -21,6 +24,10 @@ ATTRIBUTES = {
 }
 PREDICATES = ("on", "next to", "holding", "behind", "in front of", "under", "near", "wearing", "riding")
 WORDS = ("STOP", "EXIT", "OPEN", "SALE", "CAFE", "BUS", "PARKING", "HOTEL", "MAIN ST", "NO ENTRY")
+METRIC_NEAR, METRIC_FAR = 1.0, 20.0
+"""Metres of the background at the bottom and top of a metric synthetic map."""
+OBJECT_DEPTHS = (0.8, 12.0)
+"""Range of the objects' distances (metres) in a metric synthetic map."""
 
 
 def _ellipse_mask(box: Box, width: int, height: int) -> Mask:
@@ -33,8 +40,9 @@ def _ellipse_mask(box: Box, width: int, height: int) -> Mask:
 def random_graph(rng: np.random.Generator, image_id: str | None = None, *, n_objects: int | None = None,
                  n_relations: int | None = None, width: int | None = None, height: int | None = None,
                  masks: bool = True, depth: bool = True, text: bool = True, uncertain: float = 0.1,
-                 labels: tuple[str, ...] = LABELS) -> SceneGraph:
-    """A valid graph with every field filled. ``uncertain`` is the share of objects scored in [0.2, 0.5)."""
+                 labels: tuple[str, ...] = LABELS, metric: bool = False) -> SceneGraph:
+    """A valid graph with every field filled. ``uncertain`` is the share of objects scored in [0.2, 0.5);
+    ``metric``: depth in metres and camera intrinsics (with ``depth``)."""
     w = int(width or rng.integers(48, 160))
     h = int(height or rng.integers(48, 160))
     n = int(n_objects if n_objects is not None else rng.integers(1, 9))
@@ -73,17 +81,25 @@ def random_graph(rng: np.random.Generator, image_id: str | None = None, *, n_obj
                                       Box(round(tx, 1), round(ty, 1), round(tx + tw, 1), round(ty + th, 1)),
                                       round(float(rng.uniform(0.5, 1.0)), 2), host.id if host else None))
     dmap = None
+    camera = None
     if depth:
-        gy = np.linspace(0.0, 1.0, h // 4 or 1, dtype=np.float32)[:, None]
+        lo, hi = (METRIC_FAR, METRIC_NEAR) if metric else (0.0, 1.0)
+        gy = np.linspace(lo, hi, h // 4 or 1, dtype=np.float32)[:, None]
         values = np.repeat(gy, w // 4 or 1, axis=1)
         for o in objects:  # each object a plateau at its own depth
-            d = np.float32(rng.uniform(0, 1))
+            d = np.float32(rng.uniform(*OBJECT_DEPTHS) if metric else rng.uniform(0, 1))
             values[int(o.box.y1 // 4):int(o.box.y2 // 4) + 1, int(o.box.x1 // 4):int(o.box.x2 // 4) + 1] = d
-        dmap = DepthMap(values, larger_is_nearer=bool(rng.random() < 0.5))
+        if metric:
+            dmap = DepthMap(values, larger_is_nearer=False, unit="metres")
+            f = float(rng.uniform(0.7, 1.4)) * w
+            camera = Camera(round(f, 2), round(f * float(rng.uniform(0.98, 1.02)), 2),
+                            round(w / 2 + float(rng.uniform(-2, 2)), 2), round(h / 2 + float(rng.uniform(-2, 2)), 2))
+        else:
+            dmap = DepthMap(values, larger_is_nearer=bool(rng.random() < 0.5))
         objects = [Object(o.id, o.label, o.box, o.score, o.mask, o.attributes,
                           dmap.median_in(o.box, w, h, o.mask)) for o in objects]
     fields = {"objects", "attributes", "relations"} | ({"masks"} if masks else set()) \
         | ({"depth"} if depth else set()) | ({"text"} if text else set())
     return SceneGraph(image_id or f"synthetic-{int(rng.integers(1 << 62)):016x}", w, h, path="",
                       objects=tuple(objects), relations=tuple(relations), text=tuple(regions), depth=dmap,
-                      fields=frozenset(fields), provenance={"annotator": "synthetic"})
+                      fields=frozenset(fields), provenance={"annotator": "synthetic"}, camera=camera)

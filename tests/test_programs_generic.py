@@ -26,14 +26,20 @@ CONFIG = ProgramConfig(seed=7, max_per_image=3)
 PROGRAMS = [cls() for cls in load_all().values() if not cls.multi_image]
 
 
-def _graphs(n: int = N_GRAPHS, seed: int = 11) -> list:
+N_METRIC = 40
+"""Graphs with metric depth and camera intrinsics added to the pool (the metric family needs them)."""
+
+
+def _graphs(n: int = N_GRAPHS, seed: int = 11, metric: int = 0) -> list:
     rng = np.random.default_rng(seed)
-    return [with_evidence(random_graph(rng, image_id=f"g{i:04d}"), rng, share=0.85) for i in range(n)]
+    out = [with_evidence(random_graph(rng, image_id=f"g{i:04d}"), rng, share=0.85) for i in range(n)]
+    return out + [with_evidence(random_graph(rng, image_id=f"gm{i:04d}", metric=True), rng, share=0.85)
+                  for i in range(metric)]
 
 
 @pytest.fixture(scope="module")
 def graphs():
-    return _graphs()
+    return _graphs(metric=N_METRIC)
 
 
 @pytest.fixture(scope="module")
