@@ -48,30 +48,11 @@ def items() -> list[ImageItem]:
 
 @pytest.fixture(scope="module")
 def configs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Small ``config.json`` files of the real configurations (same model classes, fewer and narrower layers)."""
-    from scene_graphs.perception.depth import depth_anything_v2_large_config
-    from scene_graphs.perception.quality import owlv2_base_config, sam2_config
+    """Small ``config.json`` files of the real configurations (same model classes, fewer and narrower layers),
+    by stage name."""
+    from scene_graphs.perception.quality import small_random_configs
 
-    folder = tmp_path_factory.mktemp("configs")
-    owl = owlv2_base_config(64).to_dict()
-    small = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
-    owl["text_config"].update(small)
-    owl["vision_config"].update(small)
-    owl["projection_dim"] = 32
-    sam = sam2_config("sam2.1-hiera-tiny").to_dict()
-    sam["vision_config"]["backbone_config"].update(image_size=[256, 256], blocks_per_stage=[1, 1, 2, 1],
-                                                   global_attention_blocks=[3])
-    sam["vision_config"]["backbone_feature_sizes"] = [[64, 64], [32, 32], [16, 16]]
-    sam["prompt_encoder_config"]["image_size"] = 256
-    depth = depth_anything_v2_large_config().to_dict()
-    depth["backbone_config"].update(hidden_size=32, num_attention_heads=2, num_hidden_layers=4, intermediate_size=64,
-                                    out_features=["stage1", "stage2", "stage3", "stage4"], out_indices=[1, 2, 3, 4])
-    depth.update(fusion_hidden_size=16, head_hidden_size=8, neck_hidden_sizes=[8, 16, 32, 32], reassemble_hidden_size=32)
-    out = {}
-    for name, cfg in (("owlv2", owl), ("sam2", sam), ("depth", depth)):
-        (folder / f"{name}.json").write_text(json.dumps(cfg))
-        out[name] = str(folder / f"{name}.json")
-    return out
+    return small_random_configs(tmp_path_factory.mktemp("configs"))
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +110,7 @@ def test_owl_boxes_are_pixels_of_the_padded_square() -> None:
 def owl(configs: dict[str, str]) -> Any:
     from scene_graphs.perception.quality import OpenVocabDetector
 
-    return OpenVocabDetector(random_init=True, random_init_config=configs["owlv2"], vocabulary="car", conf=0.0,
+    return OpenVocabDetector(random_init=True, random_init_config=configs["ov_detect"], vocabulary="car", conf=0.0,
                              max_objects=5, batch_size=3).load("cpu")
 
 
@@ -286,7 +267,7 @@ min_score = 0.0
 top_k = 2
 [stages.ov_detect]
 random_init = true
-random_init_config = "{configs['owlv2']}"
+random_init_config = "{configs['ov_detect']}"
 conf = 0.0
 max_objects = 2
 [stages.sam2]

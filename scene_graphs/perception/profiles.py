@@ -76,6 +76,9 @@ PROFILES: Mapping[str, Mapping[str, Mapping[str, Any]]] = {
                 "clip_relations": {"optional": False}, "ocr": {}},
 }
 
+DEFAULT_PROFILE = "fast"
+"""The profile ``mmgen annotate`` uses when neither ``--profile`` nor the config file names one."""
+
 CONFIG_KEYS = frozenset({"profile", "device", "batch_size", "shard_size", "max_pixels", "offline", "stages", "weights"})
 STAGE_KEYS = frozenset({"enabled", "optional"})
 """Keys of a stage table that steer the pipeline rather than the annotator."""
@@ -96,7 +99,7 @@ def stage_class(name: str) -> type[Annotator]:
 class PerceptionConfig:
     """Everything that decides what ``annotate`` does (the CLI and the config file fill it)."""
 
-    profile: str = "fast"
+    profile: str = DEFAULT_PROFILE
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Stage name -> settings (annotator options plus ``enabled`` / ``optional``), for every known stage."""
     weights: dict[str, str] = field(default_factory=dict)
@@ -213,10 +216,10 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def make_config(profile: str | None = None, *, config_file: str | os.PathLike[str] | None = None,
                 overrides: Sequence[str] = (), skip: Sequence[str] = (), only: Sequence[str] = ()) -> PerceptionConfig:
-    """Profile (argument, else the file's ``profile``, else ``fast``) + TOML file + ``--set`` overrides +
-    ``--skip`` / ``--stage`` choices, applied in that order."""
+    """Profile (argument, else the file's ``profile``, else :data:`DEFAULT_PROFILE`) + TOML file + ``--set``
+    overrides + ``--skip`` / ``--stage`` choices, applied in that order."""
     data = read_toml(config_file) if config_file is not None else {}
-    chosen = profile or data.get("profile") or "fast"
+    chosen = profile or data.get("profile") or DEFAULT_PROFILE
     cfg = PerceptionConfig.for_profile(str(chosen))
     cfg.apply_mapping({k: v for k, v in data.items() if k != "profile"}, f"{config_file}: " if config_file else "")
     for o in overrides:
@@ -231,7 +234,7 @@ def make_config(profile: str | None = None, *, config_file: str | os.PathLike[st
     return cfg
 
 
-def pipeline_for(profile: str = "fast", *, config_file: str | os.PathLike[str] | None = None,
+def pipeline_for(profile: str = DEFAULT_PROFILE, *, config_file: str | os.PathLike[str] | None = None,
                  overrides: Sequence[str] = (), weights: Mapping[str, str] | None = None,
                  offline: bool | None = None) -> Pipeline:
     """Convenience: profile + optional TOML file + ``STAGE.KEY=VALUE`` overrides -> (unloaded) pipeline."""

@@ -431,4 +431,39 @@ class BoxSegmenter(_RandomInitProvenance):
         return out
 
 
-__all__ = ["BoxSegmenter", "ImageTagger", "OpenVocabDetector", "default_tag_vocabulary"]
+# --------------------------------------------------------------------------- small random configurations
+def small_random_configs(folder: str | Path) -> dict[str, str]:
+    """``random_init_config`` files (stage name -> path, written into ``folder``) for ``ov_detect``, ``sam2``
+    and ``depth``: the real configurations' classes with one to four narrow layers and small inputs, so the
+    real loading and inference code runs in seconds on a CPU (tests and ``bench_perception.py --quick``).
+    Their outputs are noise and their timings say nothing about the real models."""
+    import json
+
+    from .depth import depth_anything_v2_large_config
+
+    out_dir = Path(folder)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    narrow = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
+    owl = owlv2_base_config(64).to_dict()
+    owl["text_config"].update(narrow)
+    owl["vision_config"].update(narrow)
+    owl["projection_dim"] = 32
+    sam = sam2_config("sam2.1-hiera-tiny").to_dict()
+    sam["vision_config"]["backbone_config"].update(image_size=[256, 256], blocks_per_stage=[1, 1, 2, 1],
+                                                   global_attention_blocks=[3])
+    sam["vision_config"]["backbone_feature_sizes"] = [[64, 64], [32, 32], [16, 16]]
+    sam["prompt_encoder_config"]["image_size"] = 256
+    depth = depth_anything_v2_large_config().to_dict()
+    depth["backbone_config"].update(hidden_size=32, num_attention_heads=2, num_hidden_layers=4, intermediate_size=64,
+                                    out_features=["stage1", "stage2", "stage3", "stage4"], out_indices=[1, 2, 3, 4])
+    depth.update(fusion_hidden_size=16, head_hidden_size=8, neck_hidden_sizes=[8, 16, 32, 32],
+                 reassemble_hidden_size=32)
+    paths = {}
+    for stage, config in (("ov_detect", owl), ("sam2", sam), ("depth", depth)):
+        path = out_dir / f"{stage}.json"
+        path.write_text(json.dumps(config), encoding="utf-8")
+        paths[stage] = str(path)
+    return paths
+
+
+__all__ = ["BoxSegmenter", "ImageTagger", "OpenVocabDetector", "default_tag_vocabulary", "small_random_configs"]
