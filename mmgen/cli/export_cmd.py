@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 
+from ..engine.options import engine_options, options_from
 from ..export.options import ANSWER_STYLES, HF_IMAGE_MODES, IMAGE_URL_MODES, OPTION_STYLES, PLACEMENTS, STYLES
 
 log = logging.getLogger("mmgen.export")
@@ -61,12 +63,13 @@ TARGET_CHOICES = ("llava-1.5", "llava-onevision", "qwen2-vl", "qwen2.5-vl", "int
 @click.option("--hf-images", type=click.Choice(HF_IMAGE_MODES), default="embed", show_default=True,
               help="hf: embed image bytes, or store absolute paths below --image-root.")
 @click.option("--no-image-check", is_flag=True, help="Do not check that image files exist.")
+@engine_options(limit_help="Only the first N QA records (quick trials).")
 def command(qa: Path, fmt: str | None, target: str | None, style: str, merge_per_image: bool, max_pixels: int | None,
             image_urls: str,
             out: Path, image_root: Path | None, path_prefix: str, jsonl: bool,
             image_placement: str, placement_seed: int, option_style: str, answer_style: str, mc_instruction: bool,
             rationale: bool, system_prompt: str | None, val_fraction: float, split_seed: int, hf_images: str,
-            no_image_check: bool) -> None:
+            no_image_check: bool, strict: bool, **kwargs: Any) -> None:
     """Write QA records (a generate/evolve/curate output folder or shard) as training files.
 
     \b
@@ -75,8 +78,11 @@ def command(qa: Path, fmt: str | None, target: str | None, style: str, merge_per
       mmgen export out/qa -f sharegpt -o out/lf --image-root images --system-prompt "You are helpful."
       mmgen export out/qa -f hf -o out/hf --image-root images
       mmgen export out/qa --target qwen2-vl -o out/qwen --image-root images
-    Check the result with `mmgen validate OUT`.
+    Check the result with `mmgen validate OUT`. The records are rendered shard by shard on the engine
+    (--workers, ranks; a rerun over unchanged inputs writes nothing, an interrupted one goes on), then
+    the files are written once every shard is done (hf: in one process).
     """
+    from ..engine.core import EngineError
     from ..export import ExportOptions, export
 
     options = ExportOptions(image_root=image_root, path_prefix=path_prefix, jsonl=jsonl, placement=image_placement,
@@ -86,10 +92,15 @@ def command(qa: Path, fmt: str | None, target: str | None, style: str, merge_per
                             check_images=not no_image_check, target=target, style=style,
                             merge_per_image=merge_per_image, image_urls=image_urls,
                             max_pixels=max_pixels)
-    summary = export(qa, out, fmt, options)
+    try:
+        summary = export(qa, out, fmt, options, options_from(**kwargs))
+    except EngineError as exc:
+        raise click.ClickException(str(exc)) from None
     splits = ", ".join(f"{n} {s}" for s, n in sorted(summary.per_split.items()))
     log.info("%d records (%s) -> %s [%s]", summary.records, splits or "none", out, summary.format)
     for note, count in sorted(summary.notes.items()):
         log.warning("%d %s", count, note)
     if summary.skipped:
         log.warning("%d records skipped (see export.json)", sum(summary.skipped.values()))
+        if strict:
+            raise click.ClickException(f"{sum(summary.skipped.values())} record(s) skipped (--strict)")

@@ -34,6 +34,7 @@ from typing import Any, Iterator
 
 from scene_graphs.io import atomic_write, read_jsonl
 
+from ..engine.core import EngineOptions
 from .base import Format, Malformed, RecordView, Turn
 from .hf import HFFormat
 from .llava import LlavaFormat
@@ -81,15 +82,22 @@ def qa_files(src: str | os.PathLike[str]) -> list[Path]:
 
 def iter_qa(src: str | os.PathLike[str]) -> Iterator[tuple[Any, str]]:
     """(QA record, ``file:line``) for every record under ``src``, streamed in shard order."""
+    for path in qa_files(src):
+        yield from iter_qa_file(path)
+
+
+def iter_qa_file(path: Path, limit: int | None = None) -> Iterator[tuple[Any, str]]:
+    """(QA record, ``file:line``) for the records of one QA shard (the first ``limit`` when given)."""
     from programs.base import QA
 
-    for path in qa_files(src):
-        for lineno, data in enumerate(read_jsonl(path), 1):
-            where = f"{path}:{lineno}"
-            try:
-                yield QA.from_dict(data), where
-            except (KeyError, TypeError, AttributeError, ValueError) as exc:
-                raise ExportError(f"{where}: not a QA record ({type(exc).__name__}: {exc})") from None
+    for lineno, data in enumerate(read_jsonl(path), 1):
+        if limit is not None and lineno > limit:
+            return
+        where = f"{path}:{lineno}"
+        try:
+            yield QA.from_dict(data), where
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ExportError(f"{where}: not a QA record ({type(exc).__name__}: {exc})") from None
 
 
 @dataclass
@@ -113,6 +121,13 @@ class ExportSummary:
                 "per_question_type": dict(sorted(self.per_question_type.items())),
                 "notes": dict(sorted(self.notes.items())), "skipped": dict(sorted(self.skipped.items()))}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExportSummary:
+        """The summary an ``export.json`` holds."""
+        return cls(data["format"], int(data.get("records", 0)), dict(data.get("files") or {}),
+                   *(Counter(data.get(k) or {}) for k in ("per_split", "per_family", "per_program",
+                                                          "per_question_type", "notes", "skipped")))
+
 
 def find_manifest(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The ``export.json`` of an export folder, or of the export holding an exported file."""
@@ -128,8 +143,10 @@ def find_manifest(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return None
 
 
-def _rendered(src: str | os.PathLike[str], options: ExportOptions, summary: ExportSummary) -> Iterator[Rendered]:
-    for qa, where in iter_qa(src):
+def _rendered(sources: list[tuple[Path, int | None]], options: ExportOptions, summary: ExportSummary
+              ) -> Iterator[Rendered]:
+    """The rendered records of the QA shards ``sources`` (path, record limit), counted in ``summary``."""
+    for qa, where in (pair for path, limit in sources for pair in iter_qa_file(path, limit)):
         try:
             item = render(qa, options, where, summary.notes)
         except Skip as exc:
@@ -196,9 +213,13 @@ MIXED_IMAGE_FIELD = ("llava records with 'image' as one path beside records with
 
 
 def export(src: str | os.PathLike[str], out: str | os.PathLike[str], fmt: str | None = None,
-           options: ExportOptions | None = None) -> ExportSummary:
+           options: ExportOptions | None = None, engine: EngineOptions | None = None) -> ExportSummary:
     """Write every QA record under ``src`` to ``out`` in format ``fmt`` (default: the target's, else
-    ``llava``); returns the counts."""
+    ``llava``); returns the counts. The JSON formats render on the engine (``engine``: workers, ranks,
+    a record limit; :mod:`mmgen.export.stage`), ``hf`` in this process."""
+    from .base import JsonFormat
+    from .stage import remove_work, render_on_engine
+
     options = options or ExportOptions()
     target = get_target(options.target)
     fmt, options = resolve(target, fmt, options)
@@ -216,13 +237,23 @@ def export(src: str | os.PathLike[str], out: str | os.PathLike[str], fmt: str | 
         raise ExportError(f"{out} exists and is not a folder (export writes a folder of files)")
     out.mkdir(parents=True, exist_ok=True)
     old = find_manifest(out) if (out / MANIFEST).exists() else None
-    summary = ExportSummary(format_.name)
     clear_image_cache()
-    items = _rendered(src, options, summary)
-    if options.merge_per_image:
-        items = merged_per_image(items, options, summary)
-    sizes: Counter = Counter()
-    summary.files = format_.write(_counted(items, summary, sizes), out, options)
+    run: dict[str, Any] | None = None
+    if isinstance(format_, JsonFormat):
+        summary, sizes, key, same = render_on_engine(src, out, format_, options, engine, old)
+        if same:
+            return summary
+        run = {"key": key}
+    else:
+        if engine is not None and (engine.workers > 1 or engine.world_size > 1 or engine.limit is not None):
+            raise ExportError(f"the {format_.name} format is written in one process: drop --workers, ranks and "
+                              "--limit (or export a JSON format)")
+        summary = ExportSummary(format_.name)
+        sizes = Counter()
+        items = _rendered([(p, None) for p in qa_files(src)], options, summary)
+        if options.merge_per_image:
+            items = merged_per_image(items, options, summary)
+        summary.files = format_.write(_counted(items, summary, sizes), out, options)
     if format_.name == "llava" and not target.name and len(sizes) == 2:
         summary.notes[MIXED_IMAGE_FIELD] = sizes["one"]
     trainer = None
@@ -252,8 +283,13 @@ def export(src: str | os.PathLike[str], out: str | os.PathLike[str], fmt: str | 
     manifest = {"stage": "export", "source": str(src.resolve()), "options": options.to_dict(), **summary.to_dict()}
     if trainer is not None:
         manifest["trainer"] = trainer
+    if run is not None:
+        run["sizes"] = {name: (out / name).stat().st_size for name in summary.files if (out / name).is_file()}
+        manifest["run"] = run
     with atomic_write(out / MANIFEST) as f:
         f.write((json.dumps(manifest, indent=2) + "\n").encode())
+    if run is not None:
+        remove_work(out)
     return summary
 
 
