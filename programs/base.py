@@ -33,7 +33,11 @@ Rules every program gets from this module (write new rules here, not in programs
 * **Forms**: each plan is realized free-form or multiple-choice (``ProgramConfig.mc_ratio``). Options
   come from ``distractors`` (same kind as the answer, false for this graph), ``num_options`` per
   program: ``num_options - 1`` drawn uniformly, then all options (answer included) shuffled, so no
-  canonical order of the distractors survives.
+  canonical order of the distractors survives. A program whose answers are unevenly spread over its
+  values (colours, counts, predicates) sets ``answer_prior``: its distractors are then drawn from a
+  pool of false values weighted by its *answer prior* (``data/answer_prior.json``, static data built
+  by ``benchmarks/build_answer_prior.py``), so that how often a value is the answer when offered,
+  which a text-only solver can learn, is about the same for every value.
 * **Perception uncertainty**: objects scoring below ``min_score`` do not exist for programs; labels
   with any object in the uncertain band ``[min_score, confident_score)`` are not counted or asked about
   for existence (the program abstains and the abstention is counted).
@@ -302,6 +306,45 @@ def sample_indices(rng: np.random.Generator, n: int, k: int) -> list[int]:
     return sorted(idx[:k])
 
 
+# --------------------------------------------------------------------------------------- answer prior
+ANSWER_PRIOR_FILE = Path(__file__).parent / "data" / "answer_prior.json"
+"""Per program, how often each answer value is the answer (built by ``benchmarks/build_answer_prior.py``)."""
+
+
+@dataclass(frozen=True)
+class AnswerPrior:
+    """One program's answer prior: weight per answer key (its share of the program's answers) and
+    ``floor``, the weight of a key never seen as an answer."""
+
+    weights: Mapping[str, float]
+    floor: float
+
+    def weight(self, keys: Iterable[str]) -> float:
+        """Product of the weights of ``keys`` (an option text's prior keys)."""
+        w = 1.0
+        get, floor = self.weights.get, self.floor
+        for key in keys:
+            w *= get(key, floor)
+        return w
+
+
+@lru_cache(maxsize=1)
+def answer_priors() -> Mapping[str, AnswerPrior]:
+    """Program id -> :class:`AnswerPrior` from ``data/answer_prior.json`` (static data: no run changes it,
+    so options never depend on what else a run generated); empty when the file is absent."""
+    if not ANSWER_PRIOR_FILE.exists():
+        return MappingProxyType({})
+    data = json.loads(ANSWER_PRIOR_FILE.read_text(encoding="utf-8"))
+    out = {}
+    for pid, entry in sorted(data["programs"].items()):
+        weights = {str(k): float(v) for k, v in entry["weights"].items()}
+        floor = float(entry["floor"])
+        if floor <= 0 or any(v <= 0 for v in weights.values()):
+            raise ValueError(f"{ANSWER_PRIOR_FILE}: weights of {pid!r} must be positive")
+        out[pid] = AnswerPrior(MappingProxyType(weights), floor)
+    return MappingProxyType(out)
+
+
 # --------------------------------------------------------------------------------------- graph view
 class GraphView:
     """A scene graph as programs see it: confident objects only, with cached groupings.
@@ -461,6 +504,9 @@ class Program:
     templates: ClassVar[tuple[Template, ...]] = ()
     num_options: ClassVar[int] = 4
     """Options in the multiple-choice form (answer included); 0 means free-form only."""
+    answer_prior: ClassVar[bool] = False
+    """Whether distractors are drawn from ``distractors`` (a pool of false values) by this program's answer
+    prior (``data/answer_prior.json``) instead of uniformly: see :meth:`pick_distractors`."""
     multi_image: ClassVar[bool] = False
 
     # -- to implement ----------------------------------------------------------------------
@@ -524,6 +570,55 @@ class Program:
     def answer_weight(self, value: Any) -> float:
         """Probability of keeping a drawn plan with this answer (the rejection rule; 1 keeps all)."""
         return 1.0
+
+    def prior_keys(self, text: str) -> tuple[str, ...]:
+        """What the answer prior counts in an option text (the text itself; a listing its items)."""
+        return (text,)
+
+    def same_option(self, a: str, b: str) -> bool:
+        """Whether two option texts may say the same thing (never offered together, nor with the answer)."""
+        return a == b
+
+    def pick_distractors(self, rng: np.random.Generator, answer: str, pool: Sequence[str], n: int) -> list[str] | None:
+        """``n`` distractors from ``pool`` (false values, in a deterministic order), or ``None`` when it
+        holds too few (or, with an answer prior, when the set drawn is refused: the record is then free-form).
+
+        Without an answer prior they are drawn uniformly. With one (:attr:`answer_prior`), each is drawn
+        independently by the answer share of its :meth:`prior_keys` (:meth:`AnswerPrior.weight`) and a
+        set that repeats a value, or holds two that :meth:`same_option` joins, is refused: then how often
+        a value is right when offered, which a text-only solver learns, is the same for every value, at
+        the price of fewer multiple-choice records where the answers are concentrated on few values."""
+        prior = answer_priors().get(self.id) if self.answer_prior else None
+        if prior is None:
+            distractors = list(dict.fromkeys(o for o in pool if o != answer))
+            if len(distractors) < n:
+                return None
+            return [distractors[i] for i in sample_indices(rng, len(distractors), n)]
+        # exact, by rejection: each distractor is drawn independently from the record's vocabulary (its
+        # pool plus the answer) by weight, scaled by the largest pool any member could leave; a draw of
+        # the answer's own weight (beyond the rarest member's), of a value drawn before or of one that may
+        # say the same thing refuses the set (the record is then free-form). A set S is then offered with
+        # answer a with probability share(a) * prod(w(S - a)) / scale ** n: with the weights equal to
+        # the answer shares, the same for every member of S, so none of them is more often right.
+        cands = list(dict.fromkeys(o for o in pool if o != answer))
+        if len(cands) < n:
+            return None
+        weights = [prior.weight(self.prior_keys(o)) for o in cands]
+        answer_weight = prior.weight(self.prior_keys(answer))
+        scale = sum(weights) + answer_weight - min(answer_weight, *weights)
+        out: list[str] = []
+        for _ in range(n):
+            u, i = rng.random() * scale, 0
+            while i < len(weights) and u >= weights[i]:
+                u -= weights[i]
+                i += 1
+            if i == len(weights):
+                return None
+            pick = cands[i]
+            if self.same_option(pick, answer) or any(self.same_option(pick, o) for o in out):
+                return None
+            out.append(pick)
+        return out
 
     def pick_template(self, rng: np.random.Generator, ids: Iterable[str] | None = None) -> Template:
         """A template drawn uniformly (optionally among ``ids``)."""
@@ -625,12 +720,13 @@ class Program:
         options: tuple[str, ...] = ()
         answer_index = None
         if self.num_options and rng.random() < config.mc_ratio:
-            distractors = list(dict.fromkeys(o for o in r.options if o != r.answer))
             n = self.num_options
-            if len(distractors) >= n - 1:
-                # distractors drawn uniformly, then every option shuffled: neither the slot nor the order
-                # of the options (which distractor lists keep canonical) can point at the answer
-                opts = [r.answer] + [distractors[i] for i in sample_indices(rng, len(distractors), n - 1)]
+            picked = self.pick_distractors(rng, r.answer, r.options, n - 1)
+            if picked is not None:
+                # distractors drawn (uniformly or by the answer prior), then every option shuffled: neither
+                # the slot nor the order of the options (which distractor lists keep canonical) can point
+                # at the answer
+                opts = [r.answer] + picked
                 for i in range(n - 1, 0, -1):  # Fisher-Yates
                     j = draw(rng, i + 1)
                     opts[i], opts[j] = opts[j], opts[i]

@@ -60,8 +60,10 @@ def test_text_on_object():
         assert len(on) == 1 and on[0].score >= READ and obj.score >= CONF
         assert {t.id for t in over(view, obj)} <= {on[0].id}
         assert r.answer == value == on[0].text.strip()
-        assert len(r.options) >= 3 and all(fold(d) != fold(value) for d in r.options)
-        # filler words take the answer's letter case, so case never gives the answer away
+        # the options are the image's other readable texts only (never made-up filler beside a real reading)
+        others = {fold(t.text.strip()) for t in view.text if t.score >= READ} - {fold(value)}
+        assert all(fold(d) != fold(value) and fold(d) in others for d in r.options), (r.options, others)
+        # they take the answer's letter case, so case never gives the answer away
         if value.isupper():
             assert all(d == d.upper() for d in r.options), r.options
         elif value.islower():
@@ -94,7 +96,7 @@ def test_count_text():
         visible = [t for t in view.graph.text if t.score >= MIN]
         assert all(t.score >= READ for t in visible), "a poorly read region makes the count unsure"
         assert value == len(visible) and r.answer == str(value)
-        assert str(value) not in r.options and len(r.options) == 3 and all(int(o) >= 0 for o in r.options)
+        assert str(value) not in r.options and len(r.options) >= 3 and all(int(o) >= 0 for o in r.options)
         n += 1
     assert n > 40
     view_stats = {}

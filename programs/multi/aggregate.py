@@ -17,7 +17,7 @@ from ..base import Plan, Program, Realized, Template, register
 from ..common import near
 from ..grammar import be, count_phrase, join, plural
 from ..single.attributes import alternatives
-from ..single.counting import count_options
+from ..single.counting import count_pool
 from .common import (
     ABSENT,
     MAX_LABELS,
@@ -172,6 +172,7 @@ class TotalCount(Program):
     multi_image = True
     family = "aggregate"
     answer_type = "count"
+    answer_prior = True
     num_options = 4
     templates = (
         Template("together", "How many {labels} are there in all the images together?"),
@@ -199,7 +200,7 @@ class TotalCount(Program):
         rationale = f"{'; '.join(steps)}. In total {sums} = {value}. So the answer is: {value}."
         objs = [q for v in views for q in qualified(v, v.by_label.get(label, ()))]
         return Realized(t.id, t.text.format(labels=plural(label)), str(value), rationale,
-                        count_options(value, self.num_options, rng), objects=objs)
+                        count_pool(value), objects=objs)
 
 
 @register
@@ -212,6 +213,7 @@ class TotalAttributeCount(Program):
     family = "aggregate"
     requires = frozenset({"objects", "attributes"})
     answer_type = "count"
+    answer_prior = True
     num_options = 4
     templates = (
         Template("across_all", "How many {phrases} are there across all the images?"),
@@ -274,7 +276,7 @@ class TotalAttributeCount(Program):
                      f"So the answer is: {value}.")
         phrase = f"{attr} {label}"
         question = t.text.format(phrases=plural(phrase), labels=plural(label), attr=attr)
-        return Realized(t.id, question, str(value), rationale, count_options(value, self.num_options, rng),
+        return Realized(t.id, question, str(value), rationale, count_pool(value),
                         objects=objs)
 
 

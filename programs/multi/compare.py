@@ -19,7 +19,7 @@ from ..common import near
 from ..grammar import count_phrase, plural
 from ..predicates import false_predicates, group, is_false, unique_predicate, verb_parts
 from ..single.attributes import alternatives
-from ..single.counting import count_options
+from ..single.counting import count_pool
 from .common import (
     MAX_PLANS,
     Views,
@@ -87,6 +87,7 @@ class CompareAttribute(Program):
     requires = frozenset({"objects", "attributes"})
     answer_type = "attribute pair"
     num_options = 3
+    answer_prior = True
     templates = (
         Template("how_differ", "How does the {category} of the {label} differ between {a} and {b}?"),
         Template("compare_each", "Compare the {label} in {a} and in {b}: what {category} is it in each?"),
@@ -121,12 +122,17 @@ class CompareAttribute(Program):
         rationale = (f"The {label} of {image_name(a)} (at {where(views[a - 1], [oa])}) is {value[0]}; "  # type: ignore[list-item]
                      f"the {label} of {image_name(b)} (at {where(views[b - 1], [ob])}) is {value[1]}. "  # type: ignore[list-item]
                      f"So the answer is: {answer}.")
-        options = [per_image({a: value[1], b: value[0]})]
-        options += [per_image({a: alt, b: value[1]}) for alt in alternatives(c, value[0], oa)]  # type: ignore[arg-type]
-        options += [per_image({a: value[0], b: alt}) for alt in alternatives(c, value[1], ob)]  # type: ignore[arg-type]
+        # every pairing of two different values the objects could have, the answer excepted: options that each changed one value of the answer would leave it the centre of the set
+        firsts = [value[0], *alternatives(c, value[0], oa)]  # type: ignore[arg-type]
+        seconds = [value[1], *alternatives(c, value[1], ob)]  # type: ignore[arg-type]
+        options = [per_image({a: x, b: y}) for x in firsts for y in seconds
+                   if (x, y) != tuple(value) and not near(x) & near(y)]  # the answer is never "the same"
         question = t.text.format(label=label, category=c, a=image_name(a), b=image_name(b))
         return Realized(t.id, question, answer, rationale, options,
                         objects=qualified(views[a - 1], [oa]) + qualified(views[b - 1], [ob]))  # type: ignore[list-item]
+
+    def prior_keys(self, text: str) -> tuple[str, ...]:
+        return tuple(part.split(": ", 1)[1] for part in text.split("; "))  # the prior counts values
 
 
 # =========================================================================== relation
@@ -202,6 +208,7 @@ class CountDifference(Program):
     multi_image = True
     family = "compare"
     answer_type = "count"
+    answer_prior = True
     num_options = 4
     templates = (
         Template("difference", "What is the difference between the number of {labels} in {a} and in {b}?"),
@@ -248,5 +255,5 @@ class CountDifference(Program):
         question = t.text.format(labels=plural(label), a=image_name(a), b=image_name(b))
         objs = qualified(views[a - 1], views[a - 1].by_label.get(label, ())) + \
             qualified(views[b - 1], views[b - 1].by_label.get(label, ()))
-        return Realized(t.id, question, str(value), rationale, count_options(value, self.num_options, rng),
+        return Realized(t.id, question, str(value), rationale, count_pool(value),
                         objects=objs)

@@ -252,6 +252,7 @@ class WhichImageLacksRelation(_HasRelation):
 
     id = "multi.which_image_lacks_relation"
     wanted = False
+    answer_prior = True
     templates = (
         Template("which_image_lacks", "Which image does not have {phrase}?"),
         Template("where_is_there_not", "In which of these images is there not {phrase}?"),

@@ -12,8 +12,10 @@ names (at any score); values outside every family get no distractors (free-form 
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -25,7 +27,7 @@ from ..common import (EXCLUSIVE, Family, attribute_names, box_text, decided_valu
                       max_iou, near)
 from ..grammar import capitalize, count_phrase, join, plural
 from ..scenes import kind_noun, may_name_same
-from .counting import count_options
+from .counting import count_pool
 from .objects import MAX_PLANS, MAX_POOL, hashed_order, is_confident, referent, safe_count_labels
 
 COUNT_CATEGORIES = ("color", "material", "state", "shape", "pattern")
@@ -52,6 +54,28 @@ def _alternatives(category: str, v: str, names: frozenset[str]) -> tuple[str, ..
             return tuple(g[0] for g in family if v not in g and not (near(g[0]) & blocked)
                          and looks_different(category, g[0], (v, *names)))
     return ()
+
+
+def alternative_words(category: str, value: str, obj: Object) -> list[str]:
+    """:func:`alternatives` with every word of each group, not only its head ("wooden" as well as "wood"):
+    the distractor pool of programs drawing by their answer prior, which picks among near-synonyms by how
+    often each is an answer (and never two of one group: :func:`same_look`)."""
+    return list(_alternative_words(category, normalize(value), frozenset(a.name for a in obj.attributes)))
+
+
+@lru_cache(maxsize=8192)
+def _alternative_words(category: str, v: str, names: frozenset[str]) -> tuple[str, ...]:
+    blocked = frozenset().union(*(near(n) for n in names), near(v))
+    for family in EXCLUSIVE.get(category, ()):
+        if any(v in group for group in family):
+            return tuple(dict.fromkeys(w for g in family if v not in g for w in g if not (near(w) & blocked)
+                                       and looks_different(category, w, (v, *names))))
+    return ()
+
+
+def same_look(a: str, b: str) -> bool:
+    """Whether two attribute values may describe the same look (one group, or a word of two groups)."""
+    return a == b or bool(near(a) & near(b))
 
 
 def decided(view: GraphView, obj: Object, category: str) -> tuple[str, ...] | None:
@@ -112,8 +136,11 @@ class _AttributeOf(Program):
         t = self.pick_template(rng, self.template_ids(o, value))
         rationale = (f"{capitalize(located(ref.text, ref.strategy, box_text(view, o)))} has one confidently "
                      f"annotated {self.category}: {value}. So the answer is: {value}.")
-        return Realized(t.id, t.text.format(obj=ref.text), value, rationale,
-                        alternatives(self.category, value, o), objects=list(ref.mentions))
+        pool = (alternative_words if self.answer_prior else alternatives)(self.category, value, o)
+        return Realized(t.id, t.text.format(obj=ref.text), value, rationale, pool, objects=list(ref.mentions))
+
+    def same_option(self, a: str, b: str) -> bool:
+        return same_look(a, b)
 
 
 @register
@@ -124,6 +151,7 @@ class AttributeColor(_AttributeOf):
     category = "color"
     answer_type = "color"
     num_options = 4
+    answer_prior = True
     templates = (
         Template("what_color", "What color is {obj}?"),
         Template("color_of", "What is the color of {obj}?"),
@@ -139,6 +167,7 @@ class AttributeMaterial(_AttributeOf):
     category = "material"
     answer_type = "material"
     num_options = 4
+    answer_prior = True
     templates = (
         Template("made_of", "What is {obj} made of?"),
         Template("what_material", "What material is {obj}?"),
@@ -172,6 +201,7 @@ class AttributeState(_AttributeOf):
     category = "state"
     answer_type = "state"
     num_options = 2
+    answer_prior = True
     templates = (
         Template("what_state", "What state is {obj} in?"),
         Template("describe_state", "How would you describe the state of {obj}?"),
@@ -200,6 +230,7 @@ class CountAttribute(Program):
     family = "attributes"
     requires = frozenset({"objects", "attributes"})
     answer_type = "count"
+    answer_prior = True
     num_options = 4
     templates = (
         Template("how_many", "How many {phrase} are there in the image?"),
@@ -268,7 +299,7 @@ class CountAttribute(Program):
                      f"{'; '.join(each)}. {capitalize(count_phrase(value, label))} "
                      f"{'is' if value == 1 else 'are'} {attr}. So the answer is: {value}.")
         return Realized(t.id, t.text.format(phrase=f"{attr} {plural(label)}"), str(value), rationale,
-                        count_options(value, self.num_options, rng), objects=[o.id for o in objs])
+                        count_pool(value), objects=[o.id for o in objs])
 
 
 # =========================================================================== which object has it
@@ -359,6 +390,9 @@ class AttributesAtRegion(Program):
     requires = frozenset({"objects", "attributes"})
     answer_type = "attributes"
     num_options = 4
+    answer_prior = True
+    MAX_LISTINGS: ClassVar[int] = 256
+    """Listings enumerated for the distractor pool (a seeded sample of this many when there are more)."""
     templates = (
         Template("what_attributes", "What attributes does the object at {box} have?"),
         Template("list_attributes", "List the attributes of the object in the region {box}."),
@@ -405,31 +439,38 @@ class AttributesAtRegion(Program):
                      f"{join([f'{v} ({c})' for c, v in listing])}. So the answer is: {answer}.")
         return Realized(t.id, t.text.format(box=box), answer, rationale, self._distractors(listing, o, rng))
 
+    def prior_keys(self, text: str) -> tuple[str, ...]:
+        return tuple(text.split(", "))  # the prior counts values: listings are too many to count whole
+
     def _distractors(self, listing: list[tuple[str, str]], o: Object, rng: np.random.Generator) -> list[str]:
-        """Listings drawn like the answer could have been: each value, independently, the object's own or
-        one exclusive with it (drawn uniformly), the answer itself excluded. Every distractor is false (it
-        names at least one value the object is decided not to have), and the answer is just one member
-        of the set the options come from, not the centre that each distractor changes one token of."""
+        """The pool of listings the answer could have been: each value the object's own or one exclusive
+        with it (any word of its group), the answer itself excluded; every one (or a seeded sample of
+        :attr:`MAX_LISTINGS`) in a fixed order. Every distractor is false (it names at least one value the
+        object is decided not to have), and the answer is just one member of the set the options come
+        from, not the centre that each distractor changes one token of; the answer prior weighs each
+        listing by its values, so no value is more often right than another when offered."""
         order = {c: i for i, c in enumerate(ATTRIBUTE_CATEGORIES)}
-        choices = [[v, *alternatives(c, v, o)] for c, v in listing]
+        cats = [c for c, _ in listing]
+        choices = [[v, *alternative_words(c, v, o)] for c, v in listing]
         size = 1
         for ch in choices:
             size *= len(ch)
         if size - 1 < self.num_options - 1:
             return []
-        seen = {", ".join(v for _, v in listing)}
-        out: list[str] = []
-        for _ in range(8 * self.num_options):
-            pick = tuple(ch[draw(rng, len(ch))] for ch in choices)
-            pairs = sorted(zip((c for c, _ in listing), pick), key=lambda cv: (order[cv[0]], cv[1]))
-            text = ", ".join(x for _, x in pairs)
-            if text in seen or len(set(pick)) < len(pick):
+        if size <= self.MAX_LISTINGS:
+            picks: Iterable[tuple[str, ...]] = itertools.product(*choices)
+        else:
+            picks = [tuple(ch[draw(rng, len(ch))] for ch in choices) for _ in range(self.MAX_LISTINGS)]
+        answer = ", ".join(v for _, v in listing)
+        out: dict[str, None] = {}
+        for pick in picks:
+            if len(set(pick)) < len(pick):
                 continue
-            seen.add(text)
-            out.append(text)
-            if len(out) == self.num_options - 1:
-                break
-        return out
+            pairs = sorted(zip(cats, pick), key=lambda cv: (order[cv[0]], cv[1]))
+            text = ", ".join(x for _, x in pairs)
+            if text != answer:
+                out[text] = None
+        return list(out)
 
 
 __all__ = [

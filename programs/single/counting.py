@@ -19,11 +19,25 @@ def count_options(n: int, k: int, rng: np.random.Generator) -> list[str]:
     return [str(v) for v in range(start, start + k) if v != n]
 
 
+COUNT_POOL_TOP = 12
+"""Counts up to this (and to twice the answer) form the distractor pool of count programs drawing by their
+answer prior."""
+
+
+def count_pool(n: int) -> list[str]:
+    """Every false count from 0 to ``max(COUNT_POOL_TOP, 2n + 1)``: the distractor pool of a count program
+    with an answer prior (:meth:`programs.base.Program.pick_distractors` draws the common counts more
+    often, as they are more often the answer, so no count is right more often than another when offered;
+    a window around the answer would offer the common counts only near them)."""
+    return [str(v) for v in range(max(COUNT_POOL_TOP, 2 * n + 1) + 1) if v != n]
+
+
 @register
 class CountObjects(Program):
     id = "single.count_objects"
     family = "objects"
     answer_type = "count"
+    answer_prior = True
     templates = (
         Template("how_many", "How many {labels} are there in the image?"),
         Template("count_the", "Count the {labels} in this picture."),
@@ -58,4 +72,4 @@ class CountObjects(Program):
         rationale = (f"There {be(value)} {count_phrase(value, label)}" + (f": at {where}" if objs else "")
                      + f". So the answer is: {value}.")
         return Realized(t.id, t.text.format(labels=plural(label)), str(value), rationale,
-                        count_options(value, self.num_options, rng), objects=[o.id for o in objs])
+                        count_pool(value), objects=[o.id for o in objs])

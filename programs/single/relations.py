@@ -130,6 +130,7 @@ class RelationBetween(Program):
     num_options = 3
     """Predicates can only be denied where the boxes prove it, so three options are available far more
     often than four."""
+    answer_prior = True
     templates = (
         Template("how_related", "How is {subj} related to {obj}?"),
         Template("fill_blank", "Fill in the blank with the relation: {Subj} ___ {obj}."),

@@ -17,7 +17,7 @@ import numpy as np
 from scene_graphs.model import Object
 
 from ..base import GraphView, Plan, Program, Realized, Template, draw, register
-from ..common import hashed_order, near, usable_attribute
+from ..common import EXCLUSIVE, hashed_order, looks_different, near, usable_attribute
 from ..grammar import capitalize, count_phrase, join, with_article
 from ..scenes import kind_noun
 from .relations import (
@@ -267,6 +267,7 @@ class SubgraphRelation(Program):
     family = "scene_graph"
     requires = frozenset({"objects", "relations"})
     answer_type = "predicate"
+    answer_prior = True
     num_options = 3
     templates = (
         Template("relation_to", "What relation does {subj} have to {obj}?"),
@@ -336,6 +337,7 @@ class SubgraphAttribute(Program):
     family = "scene_graph"
     requires = frozenset({"objects", "attributes"})
     answer_type = "attribute"
+    answer_prior = True
     templates = (
         Template("what_category", "What {category} is {obj}?"),
         Template("category_of", "What is the {category} of {obj}?"),
@@ -377,14 +379,21 @@ class SubgraphAttribute(Program):
         pool = sorted({a.name for o in view.objects for a in o.attributes if a.category == category})
         own_near = frozenset().union(*(near(n) for n in obj.attribute_names()))
         distractors: list[str] = []
-        taken = set(own)
-        for name in [*pool, *VOCABULARY.get(category, ())]:
-            canon = _canon_attribute(name)
-            if canon in taken or set(name.lower().split()) & own_words or near(name) & own_near:
+        names = obj.attribute_names()
+        # the pool: the graph's values, the filler vocabulary and every word of the category's exclusive
+        # groups (near-synonyms too: the answer prior picks "wooden" or "wood" as often as each is an answer)
+        words = [w for family in EXCLUSIVE.get(category, ()) for g in family for w in g]
+        for name in [*pool, *VOCABULARY.get(category, ()), *words]:
+            if _canon_attribute(name) in own or set(name.lower().split()) & own_words or near(name) & own_near:
                 continue  # the object's own value, or one that may describe the same look ("oval" for round)
-            taken.add(canon)
-            distractors.append(name)
-        return Realized(t.id, question, value, rationale, distractors, objects=list(expr.mentions))
+            if not looks_different(category, name, names):
+                continue  # a neighbour for the eye (orange for a red object)
+            distractors.append(name)  # near-synonyms of each other stay: same_option never offers two
+        return Realized(t.id, question, value, rationale, list(dict.fromkeys(distractors)),
+                        objects=list(expr.mentions))
+
+    def same_option(self, a: str, b: str) -> bool:
+        return _canon_attribute(a) == _canon_attribute(b) or bool(near(a) & near(b))
 
 
 # ------------------------------------------------------------------------------- dense caption

@@ -26,7 +26,7 @@ from ..base import GraphView, Plan, Program, Realized, Template, make_rng, regis
 from ..common import box_text, located
 from ..legibility import READ_SCORE, legible, quotable, quotable_regions, word_like  # noqa: F401  (legible, word_like: names of the old module)
 from ..grammar import be, count_phrase, fmt_box, join
-from .counting import count_options
+from .counting import count_pool
 from .relations import cached, hashed_order, is_confident, norm_box, referent  # noqa: F401  (names of the old module)
 
 SIGN_WORDS = (
@@ -120,12 +120,6 @@ def regions_by_id(view: GraphView) -> dict[str, TextRegion]:
     return {t.id: t for t in view.text}
 
 
-def _filler(answer: str, taken: set[str], rng: np.random.Generator, k: int) -> list[str]:
-    """``k`` sign words, in the answer's letter case, that are not in ``taken`` (case-folded)."""
-    pool = [w for w in SIGN_WORDS if w.casefold() not in taken]
-    return [same_case(pool[i], answer) for i in sample_indices(rng, len(pool), min(k, len(pool)))]
-
-
 @register
 class TextOnObject(Program):
     """What the (only, confidently read) text on a named object says."""
@@ -178,8 +172,10 @@ class TextOnObject(Program):
             if _casefold(other) not in taken:
                 taken.add(_casefold(other))
                 others.append(same_case(other, value))
-        distractors = others + _filler(value, taken, rng, 3)
-        return Realized(t.id, t.text.format(obj=ref.text), value, rationale, distractors, objects=[])
+        # the options are the image's own texts only: a sign word or any made-up string beside a text
+        # really read would be the odd one out (the real reading is rarely a common sign word), so the
+        # record is multiple-choice only where the image holds enough other readable texts
+        return Realized(t.id, t.text.format(obj=ref.text), value, rationale, others, objects=[])
 
 
 @register
@@ -253,6 +249,7 @@ class CountText(Program):
     family = "text"
     requires = frozenset({"text"})
     answer_type = "count"
+    answer_prior = True
     templates = (
         Template("how_many_texts", "How many separate pieces of text can be read in the image?"),
         Template("count_texts", "Count the distinct text snippets visible in this picture."),
@@ -302,7 +299,7 @@ class CountText(Program):
                          f"So the answer is: {value}.")
         else:
             rationale = "No text can be read anywhere in the image. So the answer is: 0."
-        return Realized(t.id, t.text, str(value), rationale, count_options(value, self.num_options, rng))
+        return Realized(t.id, t.text, str(value), rationale, count_pool(value))
 
 
 @register
