@@ -85,6 +85,20 @@ def test_tagger_batches_like_one_by_one_and_writes_tags(tagger: Any, items: list
     assert prov["models"][0]["origin"] == "random-init" and prov["vocabulary_size"] == 5
 
 
+def test_tagger_prompt_embeddings_are_the_full_context_ones(tagger: Any) -> None:
+    """The tagger embeds its prompts on the tokens up to the longest prompt's end (a sixth of the cost)."""
+    import open_clip
+    import torch
+
+    from scene_graphs.perception.quality import TAG_PROMPT
+
+    with torch.inference_mode():
+        tokens = open_clip.get_tokenizer("ViT-B-32")([TAG_PROMPT.format(tag=t) for t in tagger.vocabulary])
+        full = tagger.model.encode_text(tokens).float()
+    full = full / full.norm(dim=-1, keepdim=True)
+    assert torch.allclose(tagger.text, full, atol=1e-5)
+
+
 def test_default_tag_vocabulary_is_large_and_clean() -> None:
     from scene_graphs.perception.quality import default_tag_vocabulary
 

@@ -35,7 +35,7 @@ from typing import Any, Callable, ContextManager, Sequence
 import numpy as np
 
 from ..model import Box, Mask, SceneGraph
-from .attributes import load_clip
+from .attributes import encode_text_trimmed, load_clip
 from .base import Annotator, AnnotatorError
 from .detect import Detection, merge_detections, read_vocabulary
 from .evidence import FLOOR, search_record
@@ -134,8 +134,9 @@ class ImageTagger(_RandomInitProvenance):
         self.model, self.preprocess, tokenizer = load_clip(self, self.options["model"], device,
                                                            self.options["random_init"])
         with torch.inference_mode():
-            feats = [self.model.encode_text(tokenizer([TAG_PROMPT.format(tag=t) for t in self.vocabulary[s:s + 256]])
-                                            .to(device)).float() for s in range(0, len(self.vocabulary), 256)]
+            prompts = [TAG_PROMPT.format(tag=t) for t in self.vocabulary]
+            feats = [encode_text_trimmed(self.model, tokenizer(prompts[s:s + 256]).to(device)).float()
+                     for s in range(0, len(prompts), 256)]
         text = torch.cat(feats)
         self.text = text / text.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
