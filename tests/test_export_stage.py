@@ -30,6 +30,8 @@ CASES = {  # name: (format, options)
     "provision-rationale": ("provision", dict(rationale=True)),
     "qwen2-vl": (None, dict(target="qwen2-vl", val_fraction=0.2)),
     "llamafactory": (None, dict(target="llamafactory")),
+    "hf-embed": ("hf", dict(val_fraction=0.3, system_prompt="Be brief.")),
+    "hf-path": ("hf", dict(hf_images="path")),
 }
 
 

@@ -80,7 +80,7 @@ def command(qa: Path, fmt: str | None, target: str | None, style: str, merge_per
       mmgen export out/qa --target qwen2-vl -o out/qwen --image-root images
     Check the result with `mmgen validate OUT`. The records are rendered shard by shard on the engine
     (--workers, ranks; a rerun over unchanged inputs writes nothing, an interrupted one goes on), then
-    the files are written once every shard is done (hf: in one process).
+    the files are written once every shard is done.
     """
     from ..engine.core import EngineError
     from ..export import ExportOptions, export

@@ -215,9 +215,8 @@ MIXED_IMAGE_FIELD = ("llava records with 'image' as one path beside records with
 def export(src: str | os.PathLike[str], out: str | os.PathLike[str], fmt: str | None = None,
            options: ExportOptions | None = None, engine: EngineOptions | None = None) -> ExportSummary:
     """Write every QA record under ``src`` to ``out`` in format ``fmt`` (default: the target's, else
-    ``llava``); returns the counts. The JSON formats render on the engine (``engine``: workers, ranks,
-    a record limit; :mod:`mmgen.export.stage`), ``hf`` in this process."""
-    from .base import JsonFormat
+    ``llava``); returns the counts. Records render on the engine (``engine``: workers, ranks, a record
+    limit; :mod:`mmgen.export.stage`), then the files are written."""
     from .stage import remove_work, render_on_engine
 
     options = options or ExportOptions()
@@ -238,22 +237,10 @@ def export(src: str | os.PathLike[str], out: str | os.PathLike[str], fmt: str | 
     out.mkdir(parents=True, exist_ok=True)
     old = find_manifest(out) if (out / MANIFEST).exists() else None
     clear_image_cache()
-    run: dict[str, Any] | None = None
-    if isinstance(format_, JsonFormat):
-        summary, sizes, key, same = render_on_engine(src, out, format_, options, engine, old)
-        if same:
-            return summary
-        run = {"key": key}
-    else:
-        if engine is not None and (engine.workers > 1 or engine.world_size > 1 or engine.limit is not None):
-            raise ExportError(f"the {format_.name} format is written in one process: drop --workers, ranks and "
-                              "--limit (or export a JSON format)")
-        summary = ExportSummary(format_.name)
-        sizes = Counter()
-        items = _rendered([(p, None) for p in qa_files(src)], options, summary)
-        if options.merge_per_image:
-            items = merged_per_image(items, options, summary)
-        summary.files = format_.write(_counted(items, summary, sizes), out, options)
+    summary, sizes, key, same = render_on_engine(src, out, format_, options, engine, old)
+    if same:
+        return summary
+    run: dict[str, Any] = {"key": key}
     if format_.name == "llava" and not target.name and len(sizes) == 2:
         summary.notes[MIXED_IMAGE_FIELD] = sizes["one"]
     trainer = None
@@ -283,13 +270,11 @@ def export(src: str | os.PathLike[str], out: str | os.PathLike[str], fmt: str | 
     manifest = {"stage": "export", "source": str(src.resolve()), "options": options.to_dict(), **summary.to_dict()}
     if trainer is not None:
         manifest["trainer"] = trainer
-    if run is not None:
-        run["sizes"] = {name: (out / name).stat().st_size for name in summary.files if (out / name).is_file()}
-        manifest["run"] = run
+    run["sizes"] = {name: (out / name).stat().st_size for name in summary.files if (out / name).is_file()}
+    manifest["run"] = run
     with atomic_write(out / MANIFEST) as f:
         f.write((json.dumps(manifest, indent=2) + "\n").encode())
-    if run is not None:
-        remove_work(out)
+    remove_work(out)
     return summary
 
 

@@ -1,4 +1,4 @@
-"""``export`` on the engine, for the formats written as JSON records (every format but ``hf``).
+"""``export`` on the engine: every format renders shard by shard on the workers, then the files are written.
 
 Two phases:
 
@@ -13,7 +13,15 @@ Two phases:
    records in shard order (so ``train.json``, ``val.json``, LLaMA-Factory's ``dataset_info.json`` are
    written as before, each renamed into place), then the driver writes the trainer files and
    ``export.json``, whose ``run`` entry (the work's config and input keys, the written files' sizes)
-   makes a rerun over unchanged inputs a no-op. The work folder is removed after a complete export.
+   makes a rerun over unchanged inputs a no-op (the images are not looked at again: after editing
+   images behind unchanged QA shards, use ``--overwrite``). The work folder is removed after a
+   complete export; one left by a failed export (a record the export cannot take) keeps the shards
+   already rendered for the next run.
+
+``hf`` (parquet): a worker writes its shard's rows with the format's writer (images read and embedded
+there) into ``hf/part-0000i.FAMILY.SPLIT.parquet`` in the work folder; the writing phase streams the
+rows of every shard in order into ``data/FAMILY/SPLIT.parquet`` with the format's row groups and writes
+the dataset card, so the files are those of the one-process export.
 
 The records of one image are merged (``merge_per_image``) inside a shard; an image whose records
 reach over a shard boundary is refused, as records that are not together always were.
@@ -21,8 +29,10 @@ reach over a shard boundary is refused, as records that are not together always 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import os
 import shutil
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -46,6 +56,8 @@ log = logging.getLogger("mmgen.export")
 STAGE = "export"
 COUNTERS = ("per_split", "per_family", "per_program", "per_question_type", "notes", "skipped", "image_counts")
 """What a shard's marker counts (``image_counts``: records of one image and of several)."""
+HF_DIR = "hf"
+"""The work folder's subfolder of each shard's parquet files (``hf`` format)."""
 
 
 def work_folder(out: Path) -> Path:
@@ -90,18 +102,26 @@ class ExportWorker(ShardWorker):
         summary = ExportSummary(format_.name)
         sizes: Counter = Counter()
         items = _rendered([(Path(payload["src"]), payload["limit"])], self.options, summary)
-        first = last = None
         if self.options.merge_per_image:
             items = merged_per_image(items, self.options, summary)
-        make = format_.recorder(self.options)
-        with atomic_write(files.path(".jsonl")) as f:
+        out = ShardOutcome()
+        edges: list[Any] = []
+
+        def counted() -> Iterator[Any]:
             for item in _counted(items, summary, sizes):
                 if len(item.qa.images) == 1:
-                    key = item.qa.images[0]
-                    first = key if first is None else first
-                    last = key
-                f.write(orjson.dumps([item.split, make(item)]) + b"\n")
-        out = ShardOutcome(units=summary.records, records=summary.records)
+                    edges[:] = [edges[0] if edges else item.qa.images[0], item.qa.images[0]]
+                yield item
+
+        if isinstance(format_, JsonFormat):
+            make = format_.recorder(self.options)
+            with atomic_write(files.path(".jsonl")) as f:
+                for item in counted():
+                    f.write(orjson.dumps([item.split, make(item)]) + b"\n")
+        else:
+            self._write_parquet(format_, counted(), files, out)
+        first, last = edges if edges else (None, None)
+        out.records = summary.records
         for name in COUNTERS:
             counter = sizes if name == "image_counts" else getattr(summary, name)
             for key, n in counter.items():
@@ -109,6 +129,30 @@ class ExportWorker(ShardWorker):
         out.units = summary.records + sum(summary.skipped.values())
         out.info = {"first_image": first, "last_image": last}
         return out
+
+    def _write_parquet(self, format_: Any, items: Iterator[Any], files: ShardFiles, out: ShardOutcome) -> None:
+        """``hf``: the format writes this shard's rows; its parquet files move to ``hf/`` (see the module
+        docstring), the rows per file and the programs per family are counted in ``out``."""
+        from .hf import config_name
+
+        def by_family() -> Iterator[Any]:
+            for item in items:
+                out.count("hf_programs", f"{config_name(item.qa.family)}\t{item.qa.program}")
+                yield item
+
+        tmp = files.out / f".{files.stem}.hf.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            written = format_.write(by_family(), tmp, self.options)
+            for name, n in written.items():
+                parts = name.split("/")
+                if len(parts) != 3 or parts[0] != "data":
+                    continue  # the dataset card: written once for the whole export
+                fam, split = parts[1], parts[2].removesuffix(".parquet")
+                os.replace(tmp / name, files.path_in(HF_DIR, f".{fam}.{split}.parquet"))
+                out.count("hf_rows", f"{fam}/{split}", n)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class ExportStage(Stage):
@@ -215,8 +259,43 @@ def render_on_engine(src: str | Path, out: Path, format_: JsonFormat, options: E
     for name in COUNTERS[:-1]:
         getattr(result, name).update(counts.get(name) or {})
     result.records = int(summary["records"])
-    result.files = writer_of(format_).write(_made(work, summary["shards"]), out, options)
+    if isinstance(format_, JsonFormat):
+        result.files = writer_of(format_).write(_made(work, summary["shards"]), out, options)
+    else:
+        result.files = _write_hf(work, summary["shards"], out, options, counts)
     return result, Counter(counts.get("image_counts") or {}), key, False
+
+
+def _write_hf(work: Path, shards: int, out: Path, options: ExportOptions, counts: Mapping[str, Any]
+              ) -> dict[str, int]:
+    """``hf``: every shard's rows, in shard order, into ``data/FAMILY/SPLIT.parquet`` with the format's
+    row groups, and the dataset card; returns {file: rows} as the format's ``write`` does."""
+    from .hf import CARD, _PartWriter, arrow_schema, dataset_card, require_hf
+
+    _, pa, pq = require_hf()
+    schema = arrow_schema(pa)
+    rows = {tuple(k.split("/", 1)): int(n) for k, n in (counts.get("hf_rows") or {}).items()}
+    programs: dict[str, Counter] = {}
+    for k, n in (counts.get("hf_programs") or {}).items():
+        fam, program = k.split("\t", 1)
+        programs.setdefault(fam, Counter())[program] += int(n)
+    with contextlib.ExitStack() as stack:  # every file renamed into place only if all succeed
+        for fam, split in sorted(rows):
+            f = stack.enter_context(atomic_write(out / "data" / fam / f"{split}.parquet"))
+            part = _PartWriter(pq.ParquetWriter(f, schema), pa, schema)
+            for i in range(shards):
+                path = work / HF_DIR / f"part-{i:05d}.{fam}.{split}.parquet"
+                if not path.is_file():
+                    continue
+                for batch in pq.ParquetFile(path).iter_batches(batch_size=256):
+                    for row in batch.to_pylist():
+                        part.add(row, sum(len(image["bytes"] or b"") for image in row["images"]))
+            part.close()
+    with atomic_write(out / CARD) as f:
+        f.write(dataset_card(rows, programs, options).encode())
+    written: dict[str, int] = {f"data/{fam}/{split}.parquet": n for (fam, split), n in sorted(rows.items())}
+    written[CARD] = 0
+    return written
 
 
 def _check_edges(edges: list[Any], options: ExportOptions) -> None:
