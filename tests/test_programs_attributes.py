@@ -172,6 +172,10 @@ def test_a_far_colour_on_part_of_an_object_leaves_its_colour_unsaid():
         counts = [pl for pl in get_program("single.count_attribute").candidates(view) if pl["label"] == "cup"]
         assert bool(counts) is decided
         assert not {pl["attribute"] for pl in counts} & {"brown", "red"}  # neighbours of orange: never a zero answer
+        caption = get_program("single.dense_caption")
+        facts = caption.solve(view, {"style": "paragraph"})
+        stated = {n for oid, names in facts["attributes"] if oid == "a" for n in names}
+        assert ("orange" in stated) is decided, facts  # the caption never names one colour of a two-coloured cup
 
 
 def test_count_attribute_refuses_near_synonyms():

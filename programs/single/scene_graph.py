@@ -17,7 +17,7 @@ import numpy as np
 from scene_graphs.model import Object
 
 from ..base import GraphView, Plan, Program, Realized, Template, draw, register
-from ..common import EXCLUSIVE, hashed_order, looks_different, near, usable_attribute
+from ..common import EXCLUSIVE, decided_values, hashed_order, looks_different, near, normalize, usable_attribute
 from ..grammar import capitalize, count_phrase, join, with_article
 from ..scenes import kind_noun
 from .relations import (
@@ -64,13 +64,16 @@ def _canon_attribute(name: str) -> str:
 
 
 def _confident_attributes(view: GraphView, obj: Object) -> list[tuple[str, str]]:
-    """(name, category) of confident attributes, best first, names unique (only usable ones:
-    :func:`programs.common.usable_attribute`)."""
+    """(name, category) of confident attributes, best first, names unique: only decided values
+    (:func:`programs.common.decided_values`: usable, no uncertain value beside them, never the colour of
+    a multi-coloured object, which no single colour name describes)."""
     def build() -> list[tuple[str, str]]:
         c = view.config.confident_score
+        decided = decided_values(view)
         out: list[tuple[str, str]] = []
         for a in sorted(obj.attributes, key=lambda a: (-a.score, a.name)):
-            if a.score >= c and a.name not in {n for n, _ in out} and usable_attribute(obj.label, a.category):
+            if (a.score >= c and a.name not in {n for n, _ in out} and usable_attribute(obj.label, a.category)
+                    and normalize(a.name) in decided.get((obj.id, a.category), ())):
                 out.append((a.name, a.category))
         return out[:MAX_ATTRIBUTES]
     return view.memo(("sg_attributes", obj.id), build)
