@@ -81,6 +81,8 @@ class ProfileRun:
     load_seconds: dict[str, float]
     skipped: dict[str, str]
     precision: dict[str, str]
+    objects: dict[int, float] = field(default_factory=dict)
+    """Objects per image in the finished graphs, per batch size."""
     random_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Options set on random-init stages (:data:`RANDOM_INIT_OPTIONS`, :data:`QUICK_OPTIONS`)."""
     timings: dict[int, dict[str, StageTiming]] = field(default_factory=dict)
@@ -226,13 +228,16 @@ def synchronizer(device: str) -> Callable[[], None]:
     return torch.cuda.synchronize
 
 
-def one_pass(run: ProfileRun, batches: Sequence[Sequence[Any]], sync: Callable[[], None]) -> dict[str, float]:
-    """Seconds inside each stage over ``batches``, each batch through every stage in order."""
+def one_pass(run: ProfileRun, batches: Sequence[Sequence[Any]], sync: Callable[[], None]
+             ) -> tuple[dict[str, float], int]:
+    """Seconds inside each stage over ``batches`` (each batch through every stage in order), and the objects
+    the finished graphs hold (the later stages' work grows with them)."""
     from scene_graphs.perception.pipeline import Pipeline
 
     pipeline = Pipeline(run.stages, {"profile": run.profile})
     pipeline.loaded = True
     spent = {s.name: 0.0 for s in run.stages}
+    objects = 0
     for batch in batches:
         graphs = [pipeline.empty_graph(item) for item in batch]
         for stage in run.stages:
@@ -240,7 +245,8 @@ def one_pass(run: ProfileRun, batches: Sequence[Sequence[Any]], sync: Callable[[
             graphs = stage(batch, graphs)
             sync()
             spent[stage.name] += time.perf_counter() - started
-    return spent
+        objects += sum(len(g.objects) for g in graphs)
+    return spent, objects
 
 
 def time_profile(run: ProfileRun, items: Sequence[Any], batch_size: int, repeat: int, warm_up: bool,
@@ -248,11 +254,13 @@ def time_profile(run: ProfileRun, items: Sequence[Any], batch_size: int, repeat:
     batches = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
     timings = {s.name: StageTiming(s.name, run.weights[s.name]) for s in run.stages}
     if warm_up:
-        for name, seconds in one_pass(run, [items[:1]], sync).items():
+        for name, seconds in one_pass(run, [items[:1]], sync)[0].items():
             timings[name].cold = seconds
     for _ in range(max(1, repeat)):
-        for name, seconds in one_pass(run, batches, sync).items():
+        spent, objects = one_pass(run, batches, sync)
+        for name, seconds in spent.items():
             timings[name].seconds = min(timings[name].seconds, seconds)
+    run.objects[batch_size] = objects / len(items)
     return timings
 
 
@@ -327,6 +335,7 @@ def as_json(runs: list[ProfileRun], images: int, args: argparse.Namespace, machi
             "repeat": args.repeat, "random_init_note": "random-init stages: real architectures, random weights; "
                                                        "their outputs are noise",
             "profiles": {r.profile: {"batch_sizes": {str(bs): stages(r, bs) for bs in r.timings},
+                                     "objects_per_image": {str(bs): n for bs, n in r.objects.items()},
                                      "skipped": r.skipped, "precision": r.precision,
                                      "random_init_options": r.random_options,
                                      "load_s": r.load_seconds} for r in runs}}
@@ -414,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         lines += ["", f"batch size {bs}: images/s (seconds per image), best of {args.repeat}; "
                       f"ratio = {args.profile} / {args.baseline}"]
         lines += table(profile_run, baseline_run, bs, len(items))
+        lines.append("objects per image: " + ", ".join(f"{r.profile} {r.objects[bs]:.1f}" for r in runs))
     if any(w == "random-init" for r in runs for w in r.weights.values()):
         lines += ["", "random-init: the real architecture with random weights (no weights here): it costs what the "
                       "real model costs per forward pass, but its outputs are noise, so the stages after it may do "

@@ -51,6 +51,7 @@ def test_quick_quality_bench_reports_every_stage(tmp_path: Path) -> None:
     total = sum(f["seconds_per_image"] for n, f in stages.items() if n != "profile")
     assert stages["profile"]["seconds_per_image"] == pytest.approx(total)
 
+    assert 0 < quality["objects_per_image"]["1"] <= 2  # --quick holds random OWLv2 to 2 boxes: SAM 2 and CLIP have work
     baseline = data["profiles"][DEFAULT_PROFILE]["batch_sizes"]["1"]
     assert baseline and all(0 < f["images_per_s"] < math.inf for f in baseline.values())
     ratios = data["ratios"]["1"]
