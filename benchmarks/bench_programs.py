@@ -39,9 +39,10 @@ def _time(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
     return wall, cpu
 
 
-def _breakdown(graphs: list[SceneGraph], config: ProgramConfig, repeat: int) -> tuple[dict[str, float], Counter]:
+def _breakdown(graphs: list[SceneGraph], config: ProgramConfig, repeat: int,
+               ids: list[str] | None = None) -> tuple[dict[str, float], Counter]:
     """CPU seconds per phase and per program (best of ``repeat``), programs run as ``run_single`` does."""
-    programs = single_programs()
+    programs = single_programs(ids)
     phases: dict[str, float] = {}
     per_program: Counter = Counter()
     for _ in range(repeat):
@@ -77,8 +78,9 @@ def _breakdown(graphs: list[SceneGraph], config: ProgramConfig, repeat: int) -> 
     return phases, per_program
 
 
-def bench(name: str, graphs: list[SceneGraph], config: ProgramConfig, per_program: bool, repeat: int) -> None:
-    programs = single_programs()
+def bench(name: str, graphs: list[SceneGraph], config: ProgramConfig, per_program: bool, repeat: int,
+          ids: list[str] | None = None) -> None:
+    programs = single_programs(ids)
     blobs = [orjson.dumps(g.to_dict()) for g in graphs]
     depths = [g.depth for g in graphs]
     parse, _ = _time(lambda: [SceneGraph.from_dict(orjson.loads(b), d) for b, d in zip(blobs, depths)], repeat)
@@ -97,7 +99,7 @@ def bench(name: str, graphs: list[SceneGraph], config: ProgramConfig, per_progra
           f"({sum(records.values()) / wall:,.0f} records/s); baseline JSON parse {1000 * parse / n:.3f} ms/image; "
           f"ratio {wall / parse:.1f}x")
     if per_program:
-        phases, by_program = _breakdown(graphs, config, repeat)
+        phases, by_program = _breakdown(graphs, config, repeat, ids)
         print("  CPU by phase: " + ", ".join(f"{k} {1000 * v / n:.2f}" for k, v in phases.items()) + " ms/image")
         for pid, t in by_program.most_common(12):
             print(f"    {pid:<36} {1000 * t / n:.3f} ms/image")
@@ -110,17 +112,21 @@ def main() -> None:
     ap.add_argument("--relations", type=int, default=30)
     ap.add_argument("--repeat", type=int, default=3, help="Runs per measurement; the best is reported.")
     ap.add_argument("--per-program", action="store_true", help="Also show phases and the slowest programs.")
+    ap.add_argument("--only", default=None,
+                    help="Comma-separated program ids to time (e.g. the programs an older commit had, to compare "
+                         "the same work before and after a change); default: every single-image program.")
     args = ap.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}, one core")
     config = ProgramConfig(seed=0)
     rng = np.random.default_rng(0)
     big = [random_graph(rng, image_id=f"s{i}", n_objects=args.objects, n_relations=args.relations, width=640,
                         height=480) for i in range(args.graphs)]
+    ids = [i for i in args.only.split(",") if i] if args.only else None
     bench(f"synthetic {args.objects} objects / {args.relations} relations", big, config, args.per_program,
-          args.repeat)
+          args.repeat, ids)
     assets = Path(__file__).resolve().parent.parent / "assets" / "scene_graphs"
     if assets.exists():
-        bench("bundled assets/scene_graphs", list(iter_graphs(assets)), config, args.per_program, args.repeat)
+        bench("bundled assets/scene_graphs", list(iter_graphs(assets)), config, args.per_program, args.repeat, ids)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ graph: attributes match at any score, relations match when any graph relation st
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -170,6 +171,7 @@ _FUNCTION_WORDS = frozenset({"a", "an", "the", "is", "are", "does", "do", "of", 
                              "by", "with", "for"})
 
 
+@lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
     for suffix in ("ing", "es", "ed", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
