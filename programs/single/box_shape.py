@@ -7,8 +7,9 @@ in between the program abstains. A box touching the image border (within :data:`
 may be cut off, so its shape is not the object's: it is not asked about. With a mask, the mask's own
 bounding box must agree. Asked as yes/no, once per object, a tall object and a wide one asked with the
 same shape word (drawn per pair): as many "yes" as "no" per image, and the shape word in the question
-tells nothing about the answer. Metric height and width (VQASynth's "how tall is...") need metric depth and
-camera intrinsics, which the graph does not carry: not asked.
+tells nothing about the answer. Metric height and width (VQASynth's "how tall is...") are
+``single.metric_size`` (:mod:`programs.single.metric`), asked only where the graph carries metric depth and
+camera intrinsics.
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """Farther from an anchor, in depth (ProVision's farther-from-anchor, as relative depth can back it):
 which of a few named objects lies at the most different distance from the camera than a named anchor?
 
-The graph's depth maps are relative (no metric scale, no camera intrinsics), so the 3-D distance between
+Here the depth maps are taken as relative (no metric scale, no camera intrinsics), so the 3-D distance between
 two objects is unknown: an object beside the anchor in the picture but far behind it, or one at the same
 depth but across the room, cannot be ranked. Only differences of distance *from the camera* are asked
 ("at the most different depth"), the mirror of ``single.nearest_to_anchor``: the winner's depth difference
 from the anchor must exceed every other choice's by ``config.min_depth_gap`` of the map's range, the
 choices have distinct labels (the answer is a label), and no two objects of a question are one thing
-(one named through the other, or entangled: :func:`programs.predicates.entangled`). Metric "how far apart are X and Y" needs
-metric depth and intrinsics in the data model: not asked.
+(one named through the other, or entangled: :func:`programs.predicates.entangled`). Metric "how far apart are X and Y" is
+``single.metric_pair_distance`` (:mod:`programs.single.metric`), only for graphs with metric depth and intrinsics.
 """
 
 from __future__ import annotations
