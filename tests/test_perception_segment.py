@@ -10,7 +10,7 @@ import pytest
 
 from scene_graphs.model import Box, Object, SceneGraph
 from scene_graphs.perception.images import load_image
-from scene_graphs.perception.segment import Segmenter, box_iou_matrix, match_boxes
+from scene_graphs.perception.segment import Segmenter, box_iou_matrix, linear_assignment, match_boxes
 
 pytest.importorskip("ultralytics")
 import ultralytics
@@ -100,6 +100,32 @@ def test_box_iou_matrix_agrees_with_box_iou() -> None:
 ])
 def test_match_boxes(objects, instances, expected) -> None:
     assert match_boxes(np.array(objects, float), np.array(instances, float), 0.5) == expected
+
+
+def test_linear_assignment_is_scipys_including_ties() -> None:
+    """Same rows and columns as scipy.optimize.linear_sum_assignment on 4000 matrices, wide and tall,
+    most full of ties (small integers, constant, IoU matrices of boxes on a grid with many zeros)."""
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(7)
+    for trial in range(4000):
+        r, c = (int(v) for v in rng.integers(1, 12 if trial % 5 else 30, 2))
+        kind = trial % 4
+        if kind == 0:
+            cost = rng.integers(0, 3, (r, c)).astype(float)
+        elif kind == 1:
+            cost = rng.random((r, c))
+        elif kind == 2:
+            cost = np.full((r, c), 2.0)
+        else:
+            xy = rng.integers(0, 40, (r + c, 2)).astype(float)
+            boxes = np.hstack([xy, xy + rng.integers(5, 30, (r + c, 2))])
+            cost = -box_iou_matrix(boxes[:r], boxes[r:])
+        want, got = linear_sum_assignment(cost), linear_assignment(cost)
+        assert np.array_equal(want[0], got[0]) and np.array_equal(want[1], got[1]), (trial, cost)
+    assert [a.tolist() for a in linear_assignment(np.zeros((0, 3)))] == [[], []]
+    with pytest.raises(ValueError):
+        linear_assignment(np.array([[0.0, np.nan]]))
 
 
 @needs_weights

@@ -5,7 +5,7 @@ Two ways, chosen by ``model``:
 * ``yolo11n-seg`` (default; ``.pt``, ``.onnx`` or the full-INT8 ``.tflite``): the segmenter runs on
   the whole image (NMS ``iou=0.5``: at 0.7 it doubles people, see the weights manifest) with
   ``retina_masks`` so masks come at the original resolution. Its instances are matched one-to-one to
-  the graph's objects by box IoU (Hungarian assignment, ``scipy.optimize.linear_sum_assignment``),
+  the graph's objects by box IoU (minimum-cost assignment, :func:`linear_assignment`: scipy's algorithm),
   pairs under ``match_iou`` left unmatched. Labels are not compared: the mask of a box the segmenter
   calls "truck" still belongs to the detector's "bus" at the same place.
 * ``mobile_sam`` / ``sam2.1_t``: SAM through Ultralytics, prompted with every object's box.
@@ -68,14 +68,81 @@ def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def match_boxes(objects: np.ndarray, instances: np.ndarray, min_iou: float) -> dict[int, int]:
-    """One-to-one matching maximising total IoU; object index -> instance index, pairs >= ``min_iou``."""
-    from scipy.optimize import linear_sum_assignment
+def linear_assignment(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum-cost one-to-one assignment of a finite N x M cost matrix: (rows, cols) as
+    ``scipy.optimize.linear_sum_assignment`` returns them, ties included (the same shortest augmenting
+    path algorithm, Crouse 2016, visiting columns in the same order), without importing
+    ``scipy.optimize`` (about 0.3-0.5 s of start-up on the CPU, more than matching a few images costs).
+    The inner loop over columns is vectorised; the tie rule (among equally cheap columns, the last free
+    one, else the first) is scipy's sequential rule."""
+    cost = np.asarray(cost, dtype=np.float64)
+    if cost.ndim != 2:
+        raise ValueError(f"cost must be a matrix, got shape {cost.shape}")
+    if cost.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if not np.isfinite(cost).all():
+        raise ValueError("cost matrix has non-finite entries")
+    transpose = cost.shape[1] < cost.shape[0]
+    if transpose:
+        cost = cost.T
+    nr, nc = cost.shape
+    u, v = np.zeros(nr), np.zeros(nc)
+    path = np.full(nc, -1, dtype=np.int64)
+    col4row = np.full(nr, -1, dtype=np.int64)
+    row4col = np.full(nc, -1, dtype=np.int64)
+    for cur in range(nr):
+        remaining = np.arange(nc - 1, -1, -1, dtype=np.int64)
+        n_remaining = nc
+        rows_seen = np.zeros(nr, dtype=bool)
+        cols_seen = np.zeros(nc, dtype=bool)
+        shortest = np.full(nc, np.inf)
+        min_val, i, sink = 0.0, cur, -1
+        while sink == -1:
+            rows_seen[i] = True
+            rem = remaining[:n_remaining]
+            r = min_val + cost[i, rem] - u[i] - v[rem]
+            better = r < shortest[rem]
+            path[rem[better]] = i
+            shortest[rem[better]] = r[better]
+            values = shortest[rem]
+            lowest = values.min()
+            at_lowest = np.flatnonzero(values == lowest)
+            free = at_lowest[row4col[rem[at_lowest]] == -1]
+            index = int(free[-1]) if len(free) else int(at_lowest[0])
+            min_val = float(lowest)
+            j = int(remaining[index])
+            if row4col[j] == -1:
+                sink = j
+            else:
+                i = int(row4col[j])
+            cols_seen[j] = True
+            n_remaining -= 1
+            remaining[index] = remaining[n_remaining]
+        u[cur] += min_val
+        others = rows_seen.copy()
+        others[cur] = False
+        u[others] += min_val - shortest[col4row[others]]
+        v[cols_seen] -= min_val - shortest[cols_seen]
+        j = sink
+        while True:
+            i = int(path[j])
+            row4col[j] = i
+            col4row[i], j = j, int(col4row[i])
+            if i == cur:
+                break
+    if transpose:
+        order = np.argsort(col4row, kind="stable")
+        return col4row[order], order.astype(np.int64)
+    return np.arange(nr, dtype=np.int64), col4row
 
+
+def match_boxes(objects: np.ndarray, instances: np.ndarray, min_iou: float) -> dict[int, int]:
+    """One-to-one matching maximising total IoU (:func:`linear_assignment`); object index -> instance
+    index, pairs >= ``min_iou``."""
     iou = box_iou_matrix(objects, instances)
     if iou.size == 0:
         return {}
-    rows, cols = linear_sum_assignment(-iou)
+    rows, cols = linear_assignment(-iou)
     return {int(r): int(c) for r, c in zip(rows, cols) if iou[r, c] >= min_iou}
 
 
@@ -97,7 +164,7 @@ class Segmenter(Annotator):
     name = "segment"
     fills = frozenset({"masks"})
     needs = frozenset({"objects"})
-    requires = {"ultralytics": "ultralytics-opencv-headless", "scipy": "scipy"}
+    requires = {"ultralytics": "ultralytics-opencv-headless"}
     distributions = ("ultralytics-opencv-headless", "torch", "ai-edge-litert", "onnxruntime")
     model_choices = ("yolo11n-seg",) + SAM_MODELS
     defaults = {
