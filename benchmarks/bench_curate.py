@@ -34,7 +34,7 @@ def _status_kb(field: str) -> int:
 
 
 def make_input(folder: Path, n: int, per_image: int) -> None:
-    from mmgen.generate import generate
+    from mmgen.stages.generate import generate
     from programs.base import ProgramConfig
 
     seed_dir = folder / "seed"

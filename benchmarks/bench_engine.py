@@ -76,7 +76,7 @@ def make_input(folder: Path, n: int, shard_size: int, pool: int, seed: int = 0) 
 _RUNNER = """
 import json, resource, sys, time
 from mmgen.engine import EngineOptions
-from mmgen.generate import generate
+from mmgen.stages.generate import generate
 from programs.base import ProgramConfig
 src, out, programs, workers, engine = sys.argv[1:6]
 ids = None if programs == "all" else programs.split(",")

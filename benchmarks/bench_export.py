@@ -42,7 +42,7 @@ def _status_kb(field: str) -> int:
 def make_shards(folder: Path, n: int) -> None:
     """``n`` QA records in shards of 10k: real records cycled with fresh ids (3 records per image)."""
     from mmgen.export import iter_qa
-    from mmgen.generate import generate
+    from mmgen.stages.generate import generate
     from programs.base import ProgramConfig
 
     real = folder / "real"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmgen.generate_multi import generate_multi
+from mmgen.stages.generate_multi import generate_multi
 from mmgen.groups import GroupOptions, ImageIndex, random_sets, shared_category_sets
 from programs.base import GraphView, ProgramConfig
 from programs.multi.common import multi_programs, run_multi

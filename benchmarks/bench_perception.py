@@ -343,7 +343,7 @@ def as_json(runs: list[ProfileRun], images: int, args: argparse.Namespace, machi
 
 # --------------------------------------------------------------------------------------------- main
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    from mmgen.engine.annotate import DEFAULT_BATCH_SIZE
+    from mmgen.stages.annotate import DEFAULT_BATCH_SIZE
     from scene_graphs.perception.profiles import DEFAULT_PROFILE, PROFILES, STAGE_ORDER
 
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])

@@ -218,7 +218,7 @@ def _verify_multi_run(qa_dir: Path, sg_src: Path, registry: dict[str, Any], conf
     """A ``generate --multi`` output, shard by shard, loading only the graphs each shard needs."""
     import bisect
 
-    from .generate_multi import build_index
+    from .stages.generate_multi import build_index
 
     inputs = StageFolder(sg_src).graph_shards()
     index = build_index(inputs)

@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from mmgen.engine.annotate import annotate
+from mmgen.stages.annotate import annotate
 from scene_graphs.ids import image_id
 from scene_graphs.io import read_graphs, read_jsonl
 from tests.test_engine_fakes import fake_pipeline
@@ -232,7 +232,7 @@ def test_unreadable_by_permissions(tmp_path: Path) -> None:  # pragma: no cover 
 @pytest.mark.parametrize("strict, code", [(False, 0), (True, 1)])
 def test_cli_exit_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strict: bool, code: int) -> None:
     from mmgen.cli import main
-    from mmgen.engine.annotate import PipelineFactory
+    from mmgen.stages.annotate import PipelineFactory
 
     monkeypatch.setattr(PipelineFactory, "__call__", lambda self: fake_pipeline())
     images = tmp_path / "imgs"

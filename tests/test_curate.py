@@ -45,7 +45,7 @@ def run(tmp_path: Path, shards: list[list[dict[str, Any]]], **options: Any) -> t
 # --------------------------------------------------------------------------------------- the whole stage
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mmgen.generate import generate
+    from mmgen.stages.generate import generate
     from programs.base import ProgramConfig
 
     out = tmp_path_factory.mktemp("qa")

@@ -28,7 +28,7 @@ def judge(data: dict, body: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def qa_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mmgen.generate import generate
+    from mmgen.stages.generate import generate
     from programs.base import ProgramConfig
 
     out = tmp_path_factory.mktemp("qa")

@@ -30,8 +30,8 @@ from mmgen.engine import (
     parse_shard,
     run_stage,
 )
-from mmgen.engine.annotate import annotate
-from mmgen.generate import generate
+from mmgen.stages.annotate import annotate
+from mmgen.stages.generate import generate
 from programs.base import ProgramConfig
 from scene_graphs.io import read_jsonl, write_graphs
 from scene_graphs.synthetic import random_graph
@@ -110,7 +110,7 @@ def test_kill_9_mid_shard_then_rerun_equals_an_uninterrupted_run(sg: Path, refer
 
 _ANNOTATE_SCRIPT = """
 import sys
-from mmgen.engine.annotate import annotate
+from mmgen.stages.annotate import annotate
 from tests.test_engine_fakes import SlowFactory
 annotate(sys.argv[1], sys.argv[2], factory=SlowFactory(delay=0.02), shard_size=3)
 """

@@ -2,7 +2,7 @@
 
 :class:`ColourBlob` "detects" one object per image, labelled by the image's dominant channel, so
 graphs depend on the pixels and the programs have something to ask about. :func:`fake_pipeline`
-and :class:`SlowFactory` are picklable pipeline factories for :func:`mmgen.engine.annotate.annotate`.
+and :class:`SlowFactory` are picklable pipeline factories for :func:`mmgen.stages.annotate.annotate`.
 """
 
 from __future__ import annotations

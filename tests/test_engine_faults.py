@@ -67,7 +67,7 @@ def test_kill_9_of_the_driver_leaves_no_worker_behind(tmp_path: Path, verb: str)
         from tests.test_engine_fakes import make_images
 
         make_images(tmp_path / "imgs", 200)
-        script = ("import sys\nfrom mmgen.engine import EngineOptions\nfrom mmgen.engine.annotate import annotate\n"
+        script = ("import sys\nfrom mmgen.engine import EngineOptions\nfrom mmgen.stages.annotate import annotate\n"
                   "from tests.test_engine_fakes import SlowFactory\n"
                   "annotate(sys.argv[1], sys.argv[2], factory=SlowFactory(delay=0.05), shard_size=2,"
                   " options=EngineOptions(workers=2))\n")
@@ -105,7 +105,7 @@ def _annotated(summary) -> int:
 def test_a_changed_image_reannotates_only_itself(tmp_path: Path, change: str) -> None:
     from PIL import Image
 
-    from mmgen.engine.annotate import annotate
+    from mmgen.stages.annotate import annotate
     from tests.test_engine_fakes import fake_pipeline, make_images, shard_bytes
 
     images = tmp_path / "imgs"
@@ -138,7 +138,7 @@ def test_reuse_survives_a_kill_and_ranks(tmp_path: Path) -> None:
     from PIL import Image
 
     from mmgen.engine import EngineOptions
-    from mmgen.engine.annotate import annotate
+    from mmgen.stages.annotate import annotate
     from tests.test_engine_fakes import fake_pipeline, make_images, shard_bytes
 
     images = tmp_path / "imgs"
@@ -162,7 +162,7 @@ def test_reuse_survives_a_kill_and_ranks(tmp_path: Path) -> None:
 _BIG_SHARDS = """
 import sys
 from mmgen.engine import EngineOptions
-from mmgen.engine.annotate import annotate
+from mmgen.stages.annotate import annotate
 from tests.test_engine_fakes import SlowFactory
 annotate(sys.argv[1], sys.argv[2], factory=SlowFactory(delay=0.12), shard_size=40,
          options=EngineOptions(workers=int(sys.argv[3])), checkpoint_seconds=float(sys.argv[4]))
@@ -179,7 +179,7 @@ def _checkpointed(out: Path) -> int:
 def test_an_interrupt_keeps_every_finished_image(tmp_path: Path, how: str, workers: int, every: float) -> None:
     """Ctrl-C, kill and the driver's kill -9 (workers checkpoint when their parent dies; alone, a
     checkpoint every batch) keep the images finished inside unfinished 40-image shards."""
-    from mmgen.engine.annotate import annotate
+    from mmgen.stages.annotate import annotate
     from tests.test_engine_fakes import SlowFactory, make_images, shard_bytes
 
     images, out = tmp_path / "imgs", tmp_path / "sg"
@@ -217,7 +217,7 @@ def test_an_interrupt_keeps_every_finished_image(tmp_path: Path, how: str, worke
 # ------------------------------------------------------------------------------ progress inside shards
 def test_workers_report_progress_inside_shards(tmp_path: Path) -> None:
     from mmgen.engine import EngineOptions
-    from mmgen.engine.annotate import AnnotateStage
+    from mmgen.stages.annotate import AnnotateStage
     from mmgen.engine.core import ShardJob, UnitCounter, run_local
     from mmgen.inputs import InputSource
     from tests.test_engine_fakes import fake_pipeline, make_images

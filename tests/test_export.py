@@ -54,7 +54,7 @@ def sample_qa_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """QA records generated from the bundled scene graphs (real programs, real image paths), once per
     session for every test module that asks."""
     if "qa" not in _SAMPLE:
-        from mmgen.generate import generate
+        from mmgen.stages.generate import generate
         from programs.base import ProgramConfig
 
         out = tmp_path_factory.mktemp("qa")

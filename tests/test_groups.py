@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmgen.generate_multi import build_index, confident_labels
+from mmgen.stages.generate_multi import build_index, confident_labels
 from mmgen.groups import (
     GroupOptions,
     ImageIndex,

@@ -16,7 +16,7 @@ import pytest
 
 from mmgen.engine import EngineOptions
 from mmgen.engine.core import EngineError
-from mmgen.engine.import_stage import PlaceWorker, import_graphs
+from mmgen.stages.import_graphs import PlaceWorker, import_graphs
 from tests.test_engine_fakes import shard_bytes
 from tests.test_formats import dump, provision_sample, save_image
 
@@ -142,7 +142,7 @@ def test_an_interrupt_while_reading_leaves_nothing(tmp_path: Path, monkeypatch: 
 _SLOW_PLACING = """
 import sys, time
 from mmgen.engine import EngineOptions
-from mmgen.engine import import_stage
+from mmgen.stages import import_graphs as import_stage
 place = import_stage.PlaceWorker.run
 def slow(self, payload, files):
     time.sleep(0.3)

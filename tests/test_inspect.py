@@ -31,7 +31,7 @@ DROP_REASONS = ("near_duplicate", "quality")
 
 def build_output(root: Path, *, curate: bool = False, xss: bool = False, multi: bool = False) -> Path:
     """A real output folder under ``root`` (see the module docstring)."""
-    from mmgen.generate import generate
+    from mmgen.stages.generate import generate
     from programs.base import ProgramConfig
 
     graphs = list(iter_graphs(ASSETS / "scene_graphs"))

@@ -23,7 +23,7 @@ PROGRAMS = ("single.count_objects", "single.exists", "single.attribute_color", "
 @pytest.fixture(scope="module")
 def qa_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """QA records of a few programs (complete per image and program, so `mmgen verify` passes on them)."""
-    from mmgen.generate import generate
+    from mmgen.stages.generate import generate
     from programs.base import ProgramConfig
 
     out = tmp_path_factory.mktemp("qa")
@@ -273,7 +273,7 @@ def poisoned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The sample graphs with an injected instruction read by "OCR" in every image, and their QA records."""
     import dataclasses
 
-    from mmgen.generate import generate
+    from mmgen.stages.generate import generate
     from programs.base import ProgramConfig
     from scene_graphs.io import read_graphs, write_graphs
     from scene_graphs.model import Box, TextRegion

@@ -23,7 +23,7 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets" / "scene_graphs"
 @pytest.fixture(scope="module")
 def qa_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A handful of records (fewer than the client's 8-failures-in-a-row cut-off)."""
-    from mmgen.generate import generate
+    from mmgen.stages.generate import generate
     from programs.base import ProgramConfig
 
     out = tmp_path_factory.mktemp("qa")

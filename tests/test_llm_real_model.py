@@ -32,7 +32,7 @@ SMALL = ["--prompt-max-objects", "3", "--prompt-max-relations", "2", "--prompt-m
 @pytest.fixture(scope="module")
 def qa_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two records about one image, a count and a colour (with the generate manifest)."""
-    from mmgen.generate import generate
+    from mmgen.stages.generate import generate
     from programs.base import ProgramConfig
 
     full = tmp_path_factory.mktemp("qa-full")

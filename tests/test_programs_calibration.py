@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmgen.generate_multi import confident_labels
+from mmgen.stages.generate_multi import confident_labels
 from programs import base
 from programs.base import (OWN_ANNOTATOR, GraphView, ProgramConfig, calibrated_config, calibration_table, get_program,
                            raw_thresholds, run_single, score_source, single_programs)

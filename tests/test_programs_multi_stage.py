@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from mmgen.cli import main
-from mmgen.generate_multi import build_index
+from mmgen.stages.generate_multi import build_index
 from mmgen.log import LOGGER_NAMES
 from mmgen.store import GraphStore
 from mmgen.verify import verify

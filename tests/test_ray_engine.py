@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from mmgen.engine import EngineError, EngineOptions
-from mmgen.engine.annotate import annotate
-from mmgen.generate import generate
+from mmgen.stages.annotate import annotate
+from mmgen.stages.generate import generate
 from programs.base import ProgramConfig
 from scene_graphs.io import read_jsonl
 from tests.test_engine_fakes import SlowFactory, fake_pipeline, make_images, shard_bytes, summary_of

@@ -30,7 +30,7 @@ N_SHARDS = 4
 @pytest.fixture(scope="module")
 def qa_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample graphs' QA records split into four shards (with the generate manifest's config)."""
-    from mmgen.generate import generate
+    from mmgen.stages.generate import generate
     from programs.base import ProgramConfig
 
     gen = tmp_path_factory.mktemp("gen")

@@ -26,7 +26,7 @@ MAX_SIDE = 200
 
 @pytest.fixture(scope="module")
 def qa_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mmgen.generate import generate
+    from mmgen.stages.generate import generate
     from programs.base import ProgramConfig
 
     out = tmp_path_factory.mktemp("qa")
@@ -150,7 +150,7 @@ def test_compare_rules(rec: dict, reply: str, agree: bool | None) -> None:
 
 
 def test_evolve_with_vlm_sends_the_images_with_every_request(tmp_path: Path) -> None:
-    from mmgen.generate import generate
+    from mmgen.stages.generate import generate
     from programs.base import ProgramConfig
     from tests.llm_server import scripted_model
 

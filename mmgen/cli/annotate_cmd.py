@@ -1,6 +1,6 @@
 """``mmgen annotate``: images (a folder, a list file or a glob) -> scene-graph shards, with vision models.
 
-Output folder layout (see :mod:`mmgen.engine` and :mod:`mmgen.engine.annotate`)::
+Output folder layout (see :mod:`mmgen.engine` and :mod:`mmgen.stages.annotate`)::
 
     SG/part-00000.jsonl            graphs of the first ``--shard-size`` images (sorted by relative path)
     SG/part-00000.depth.npz        their depth maps, when the profile has depth
@@ -25,7 +25,7 @@ import click
 
 from scene_graphs.perception.profiles import PROFILES, STAGE_ORDER
 
-from ..engine.annotate import DEFAULT_BATCH_SIZE, DEFAULT_DECODE_THREADS, DEFAULT_SHARD_SIZE
+from ..stages.annotate import DEFAULT_BATCH_SIZE, DEFAULT_DECODE_THREADS, DEFAULT_SHARD_SIZE
 from ..engine.options import check_strict, engine_options, options_from
 
 log = logging.getLogger("mmgen.annotate")
@@ -105,7 +105,7 @@ def command(images: str, out: Path, root: Path | None, profile: str | None, conf
     from scene_graphs.perception.profiles import make_config
     from scene_graphs.perception.weights import WeightsError
 
-    from ..engine.annotate import annotate
+    from ..stages.annotate import annotate
     from ..engine.core import EngineError
 
     cfg = make_config(profile, config_file=config_file, overrides=overrides, skip=skip, only=only)

@@ -65,7 +65,7 @@ def command(scene_graphs: Path, out: Path, seed: int, per_image: int, mc_ratio: 
     """
     from programs.base import ProgramConfig
 
-    from ..generate import GenerateStage
+    from ..stages.generate import GenerateStage
 
     if min_score > confident_score:
         raise click.BadParameter("--min-score must not exceed --confident-score")
@@ -96,7 +96,7 @@ def _multi_stage(scene_graphs: Path, config: object, ids: list[str] | None, stra
                  groups_file: Path | None, set_size: str | None, n_sets: int | None, reuse: bool,
                  sets_per_shard: int | None) -> object:
     """The ``--multi`` branch: group images into sets, run the multi-image programs."""
-    from ..generate_multi import SETS_PER_SHARD, MultiStage
+    from ..stages.generate_multi import SETS_PER_SHARD, MultiStage
     from ..groups import GroupOptions, parse_set_size
 
     if groups_file is not None:

@@ -1,5 +1,5 @@
 """``mmgen import``: existing annotations (Visual Genome, GQA, COCO, ProVision) -> scene-graph shards
-(the stage is :mod:`mmgen.engine.import_stage`)."""
+(the stage is :mod:`mmgen.stages.import_graphs`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import click
 
 from scene_graphs.formats import FORMAT_NAMES
 
-from ..engine.import_stage import DEFAULT_SHARD_SIZE
+from ..stages.import_graphs import DEFAULT_SHARD_SIZE
 from ..engine.options import check_strict, engine_options, options_from
 
 
@@ -44,7 +44,7 @@ def command(fmt: str, src: Path, out: Path, image_root: Path | None, allow_pickl
       mmgen import --format coco instances_val2017.json --images val2017/ -o sg/
     """
     from ..engine.core import EngineError
-    from ..engine.import_stage import import_graphs
+    from ..stages.import_graphs import import_graphs
 
     options = options_from(**kwargs)
     try:

@@ -1,7 +1,7 @@
 """The engine: one way to run every stage over shards, locally (in-process or a process pool) or on Ray.
 
 See :mod:`mmgen.engine.core` for the guarantees (atomic shards, completion markers, resuming after
-``kill -9``, ranks, bounded memory) and :mod:`mmgen.engine.annotate` for the annotate stage.
+``kill -9``, ranks, bounded memory) and :mod:`mmgen.stages.annotate` for the annotate stage.
 A new stage (an LLM pass, a curation filter...) subclasses :class:`Stage` and :class:`ShardWorker`
 and calls :func:`run_stage`.
 """

@@ -159,7 +159,7 @@ class GraphLookup:
     an index of byte offsets, then a least-recently-used cache)."""
 
     def __init__(self, src: str | Path) -> None:
-        from ..generate_multi import build_index
+        from ..stages.generate_multi import build_index
 
         inputs = graph_files(src)
         if not inputs:

@@ -40,7 +40,7 @@ from typing import Any
 from scene_graphs.io import DEPTH_SUFFIX, atomic_write, depth_path
 
 from ..store.folder import ERRORS, MANIFEST, MARKER_SUFFIX, SHARD_PREFIX, SUMMARY, StageFolder, read_json, write_json
-from .core import (EngineError, EngineOptions, Plan, RunSummary, ShardFiles, ShardOutcome, ShardSpec, ShardWorker,
+from ..engine.core import (EngineError, EngineOptions, Plan, RunSummary, ShardFiles, ShardOutcome, ShardSpec, ShardWorker,
                    Stage, _valid, check_output_apart, fingerprint, marker_path)
 
 log = logging.getLogger("mmgen.import")
@@ -244,7 +244,7 @@ def import_graphs(fmt: str, src: str | os.PathLike[str], out: str | os.PathLike[
                   shard_size: int = DEFAULT_SHARD_SIZE, options: EngineOptions | None = None) -> RunSummary:
     """Import the annotations at ``src`` (format ``fmt``: vg, gqa, coco, provision) into ``out`` (see the
     module docstring); returns the summary (also in ``summary.json``)."""
-    from .core import run_stage
+    from ..engine.core import run_stage
 
     options = options or EngineOptions()
     src, out = Path(src), Path(out)

@@ -37,11 +37,11 @@ import orjson
 
 from scene_graphs.io import RecordError, atomic_write, dumps, graph_files
 
-from .engine import EngineOptions, Plan, RunSummary, ShardFiles, ShardOutcome, ShardSpec, ShardWorker, Stage, run_stage
-from .engine.core import process_pool, shard_name
+from ..engine import EngineOptions, Plan, RunSummary, ShardFiles, ShardOutcome, ShardSpec, ShardWorker, Stage, run_stage
+from ..engine.core import process_pool, shard_name
 from .generate import file_key
-from .store.graphs import GraphStore, scan_records
-from .groups import GroupOptions, ImageIndex, make_sets
+from ..store.graphs import GraphStore, scan_records
+from ..groups import GroupOptions, ImageIndex, make_sets
 
 log = logging.getLogger("mmgen.generate")
 

@@ -39,7 +39,7 @@ from scene_graphs.ids import image_id
 from scene_graphs.io import atomic_write
 
 from ..inputs import InputEntry, InputIndex, InputSource, build_index, entries_key, file_digest, read_entries
-from .core import (
+from ..engine.core import (
     DUPLICATE,
     EngineOptions,
     Plan,

@@ -25,10 +25,10 @@ from typing import Any
 
 from scene_graphs.io import RecordError, atomic_write, depth_path, dumps, graph_files
 
-from .engine import EngineOptions, Plan, RunSummary, ShardFiles, ShardOutcome, ShardSpec, ShardWorker, Stage, run_stage
-from .engine.core import MANIFEST, SUMMARY, shard_name, warn_skipped
-from .store.folder import limit_shards
-from .store.graphs import read_graphs_tolerant
+from ..engine import EngineOptions, Plan, RunSummary, ShardFiles, ShardOutcome, ShardSpec, ShardWorker, Stage, run_stage
+from ..engine.core import MANIFEST, SUMMARY, shard_name, warn_skipped
+from ..store.folder import limit_shards
+from ..store.graphs import read_graphs_tolerant
 
 log = logging.getLogger("mmgen.generate")
 
