@@ -418,3 +418,42 @@ def test_detect_and_segment_import_no_torchvision_and_give_the_same_graphs(tmp_p
     assert runs["with"]["torchvision"]
     assert runs["without"]["graphs"] == runs["with"]["graphs"]
     assert sum(len(g["objects"]) for g in runs["without"]["graphs"]) >= 5
+
+
+_FREEZE = """
+import gc, weakref
+from scene_graphs.perception.base import Annotator
+from scene_graphs.perception.pipeline import Pipeline
+
+class Fills(Annotator):
+    name = "fills"
+    fills = frozenset({"objects"})
+
+before = gc.get_freeze_count()
+Pipeline([Fills()]).load("cpu")
+first = gc.get_freeze_count()
+Pipeline([Fills()]).load("cpu")
+
+class Node:
+    pass
+
+a, b = Node(), Node()
+a.other, b.other = b, a                      # a cycle made after loading
+alive = weakref.ref(a)
+del a, b
+gc.collect()
+print(before, first, gc.get_freeze_count(), alive() is None)
+"""
+
+
+def test_loading_freezes_what_is_alive_once_and_later_cycles_are_still_collected(tmp_path: Path) -> None:
+    """After the first load in a process the objects then alive are frozen (the collector skips them,
+    also at exit); a second pipeline freezes nothing more, and garbage made afterwards is collected."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", _FREEZE], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    before, first, second, collected = res.stdout.split()
+    assert int(before) == 0 and int(first) > 1000
+    assert int(second) == int(first) and collected == "True"

@@ -14,10 +14,17 @@ images spends most of its time starting up. The first :meth:`Pipeline.annotate` 
 :attr:`Pipeline.fields`, :meth:`Pipeline.wait_loaded`) waits for the loading to end and raises what it
 raised; an optional stage that cannot load is dropped then, with the same warning. Nothing else changes:
 same stages, same order, same graphs.
+
+Once the stages are loaded, the objects alive then (imported libraries, models: torch alone makes
+about 250,000) are moved to the collector's permanent generation (``gc.freeze``, once per process):
+they live as long as the process anyway, and the cyclic collector then never scans them again, neither
+during the run nor in the collections Python runs while shutting down, which took 0.5-1 s of a one-shot
+``mmgen annotate`` on 2 cores. Objects made later are collected as usual.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -117,6 +124,7 @@ class Pipeline:
         _check_order(kept, after_skips=True)
         self.stages = kept
         self.loaded = True
+        _freeze_loaded_objects()
         if self.on_loaded is not None:
             self.on_loaded(self)
 
@@ -200,6 +208,17 @@ class Pipeline:
             for item in items:
                 out.extend(self.annotate_safely([item]))
             return out
+
+
+_FROZEN = False
+
+
+def _freeze_loaded_objects() -> None:
+    """``gc.freeze()`` the first time a pipeline finishes loading in this process (module docstring)."""
+    global _FROZEN
+    if not _FROZEN:
+        _FROZEN = True
+        gc.freeze()
 
 
 def _load_stages(stages: Sequence[Annotator], device: str) -> dict[str, str]:
