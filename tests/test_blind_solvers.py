@@ -92,7 +92,6 @@ KNOWN_LEAKS = {
     "single.attribute_color": "length 0.301 vs 0.25 on 162 records (few fair option sets; the pool of "
                               "near colours left out differs by answer)",
     "single.bottommost": "answer_text 0.385 vs 0.333 (a label prior: what lies lowest in a picture)",
-    "single.related_object": "overlap 0.395 vs 0.333 (the answer's label shares words with the question)",
     "single.relation_between": "answer_text 0.466 vs 0.333: the predicates geometry can deny (left of, "
                                "above) are not the ones answers come from (riding, wearing)",
     "single.relation_between_regions": "answer_text 0.562 vs 0.333 (as relation_between)",

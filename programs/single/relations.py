@@ -301,9 +301,12 @@ class RelatedObject(Program):
         anchor_at = "" if ref.strategy == "region" else f"{capitalize(ref.text)} is at {box_text(view, anchor)}. "
         rationale = (f"{anchor_at}{fact} (the {answer.label} at {box_text(view, answer)}); no other object can be "
                      f"in this relation. So the answer is: {answer.label}.")
+        # never the anchor's own label: it is in the question, and (the anchor named uniquely) almost never
+        # the answer, so a solver that skips the option the question mentions would win; an answer that
+        # shares the anchor's label is then free-form for the same reason
         distractors = []
         for label, objs in view.by_label.items():
-            if label == answer.label:
+            if label == answer.label or label == anchor.label or answer.label == anchor.label:
                 continue
             if all((o.id == anchor.id) or is_false(view, *((o.id, p, anchor.id) if direction == "subject"
                                                           else (anchor.id, p, o.id))) for o in objs):
