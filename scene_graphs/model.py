@@ -49,7 +49,9 @@ ATTRIBUTE_CATEGORIES = ("color", "material", "size", "shape", "state", "pattern"
 DEPTH_UNITS = ("relative", "metres")
 """Units of a depth map: ``relative`` (no scale: only orders and ratios of nearness mean anything) or
 ``metres`` (metric depth: distance along the camera's optical axis, larger is farther)."""
-RELATION_SOURCES = ("human", "model", "geometry", "depth")
+RELATION_SOURCES = ("human", "model", "geometry", "depth", "vlm")
+"""Where a relation (or an attribute that records it) came from; ``vlm``: a vision-language model asked about
+the image (:mod:`scene_graphs.perception.vlm`)."""
 
 BOX_TOLERANCE = 0.5
 """Pixels a box may spill over the image edge before validation refuses it (rounding in exports)."""
@@ -284,20 +286,27 @@ class Mask:
 
 @dataclass(frozen=True, slots=True)
 class Attribute:
-    """A property of an object: ``name`` (``red``), ``category`` (``color``) and confidence."""
+    """A property of an object: ``name`` (``red``), ``category`` (``color``) and confidence; ``source``
+    (one of :data:`RELATION_SOURCES`) only when a stage records it (``vlm``), else the graph's provenance says."""
 
     name: str
     category: str = "other"
     score: float = 1.0
+    source: str | None = None
 
     def __post_init__(self) -> None:
         _check_text(self.name, "name")
         if self.category not in ATTRIBUTE_CATEGORIES:
             raise ValidationError(f"category must be one of {ATTRIBUTE_CATEGORIES}, got {self.category!r}", "category")
         object.__setattr__(self, "score", _check_score(self.score, "score"))
+        if self.source is not None and self.source not in RELATION_SOURCES:
+            raise ValidationError(f"source must be one of {RELATION_SOURCES}, got {self.source!r}", "source")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "category": self.category, "score": self.score}
+        d: dict[str, Any] = {"name": self.name, "category": self.category, "score": self.score}
+        if self.source is not None:
+            d["source"] = self.source
+        return d
 
 
 @dataclass(frozen=True, slots=True)
@@ -810,7 +819,7 @@ def _list_or_none(value: Any, where: str) -> list:
 _GRAPH_KEYS = ("version", "image_id", "path", "width", "height", "sha256", "fields", "objects", "relations", "text",
                "depth", "camera", "provenance", "meta", "evidence")
 _OBJECT_KEYS = ("id", "label", "box", "score", "mask", "attributes", "depth", "synset")
-_ATTRIBUTE_KEYS = ("name", "category", "score")
+_ATTRIBUTE_KEYS = ("name", "category", "score", "source")
 _RELATION_KEYS = ("subject", "predicate", "object", "score", "source")
 _TEXT_KEYS = ("id", "text", "box", "score", "object")
 _MASK_KEYS = ("size", "counts")
@@ -833,7 +842,7 @@ def _attribute_from(d: Any) -> Attribute:
         return Attribute(d)
     name = _req(d, "name", "")
     _known_keys(d, _ATTRIBUTE_KEYS, "")
-    return Attribute(name, d.get("category", "other"), d.get("score", 1.0))
+    return Attribute(name, d.get("category", "other"), d.get("score", 1.0), d.get("source"))
 
 
 def _object_from(d: Mapping[str, Any]) -> Object:

@@ -11,7 +11,9 @@ weights or packages are missing):
 * ``quality`` (GPU machines, see :mod:`.quality`): ``tag`` (CLIP zero-shot tags over an open vocabulary)
   -> ``ov_detect`` (OWLv2 asked for the tags) -> ``sam2`` (SAM 2.1 box-prompted masks) -> ``depth``
   (Depth Anything V2 large) -> ``color`` -> ``clip_attributes`` -> ``relations`` -> ``clip_relations``
-  -> ``ocr``; no stage is optional (a missing model is an error).
+  -> ``ocr``; no stage is optional (a missing model is an error). ``vlm`` (attributes and relations asked of a
+  vision-language model behind an OpenAI-compatible server, :mod:`.vlm`) runs before ``ocr`` when turned on:
+  ``--set vlm.enabled=true --set vlm.base_url=http://127.0.0.1:8000/v1 --set vlm.model=NAME``.
 
 A TOML config (read with ``tomllib``) can set the profile and override any stage::
 
@@ -60,6 +62,7 @@ STAGE_CLASSES: Mapping[str, tuple[str, str]] = {
     "clip_attributes": ("attributes", "ClipAttributes"),
     "relations": ("relations", "GeometryRelations"),
     "clip_relations": ("relations", "ClipRelationCheck"),
+    "vlm": ("vlm", "VlmAnnotator"),
     "ocr": ("ocr", "TextReader"),
 }
 """Stage name -> (module in this package, class). Also the order stages run in."""
@@ -73,7 +76,7 @@ PROFILES: Mapping[str, Mapping[str, Mapping[str, Any]]] = {
              "ocr": {}},
     "quality": {"tag": {}, "ov_detect": {}, "sam2": {}, "depth": {"model": "depth-anything-v2-large", "mixed_precision": True},
                 "color": {}, "clip_attributes": {"optional": False}, "relations": {},
-                "clip_relations": {"optional": False}, "ocr": {}},
+                "clip_relations": {"optional": False}, "vlm": {"enabled": False}, "ocr": {}},
 }
 
 DEFAULT_PROFILE = "fast"
