@@ -120,6 +120,17 @@ def test_rerun_replaces_its_own_answers(cup_item) -> None:
     assert twice.objects == once.objects and twice.relations == once.relations
 
 
+def test_a_relation_the_graph_has_is_counted_not_added_twice(cup_item) -> None:
+    def agreeing(body: dict, n: int) -> Reply:
+        image_of(body)
+        return Reply(completion(json.dumps({"predicate": "above"})))
+
+    with FakeServer(agreeing) as srv:
+        (graph,) = vlm_stage(srv.url, max_pairs=1, max_objects=0)([cup_item], [cup_graph(cup_item)])
+    assert graph.relations == (Relation("o0", "above", "o1", 0.7, "geometry"),)
+    assert graph.provenance["stages"]["vlm"]["counts"]["agreed"] == 1
+
+
 def test_the_first_pairs_are_those_of_the_existing_relations(cup_item) -> None:
     with FakeServer(scripted) as srv:
         vlm_stage(srv.url, max_pairs=1, max_objects=0)([cup_item], [cup_graph(cup_item)])

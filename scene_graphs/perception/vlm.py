@@ -15,7 +15,8 @@ image, scaled so the longest side is ``image_side`` pixels.
 
 Answers are parsed strictly: a word outside the vocabulary is dropped and counted (``out_of_vocabulary``);
 an answer that is not a JSON object is asked again once and then counted (``malformed``) with nothing
-added. What is kept is marked ``source: "vlm"`` (attributes and relations) with score ``score``; the
+added. A predicate the graph already has for the pair (from geometry) is counted as ``agreed`` and not added
+twice. What is kept is marked ``source: "vlm"`` (attributes and relations) with score ``score``; the
 counts go to ``provenance["stages"]["vlm"]["counts"]`` of each graph. A rerun replaces the earlier
 ``vlm`` attributes and relations and leaves the others alone.
 
@@ -43,7 +44,7 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -117,6 +118,7 @@ class Counts:
     relations: int = 0
     out_of_vocabulary: int = 0
     malformed: int = 0
+    agreed: int = 0
     dropped_words: list[str] = field(default_factory=list)
 
     def add(self, other: Counts) -> None:
@@ -126,7 +128,7 @@ class Counts:
 
     def to_dict(self) -> dict[str, Any]:
         return {"requests": self.requests, "attributes": self.attributes, "relations": self.relations,
-                "out_of_vocabulary": self.out_of_vocabulary, "malformed": self.malformed,
+                "out_of_vocabulary": self.out_of_vocabulary, "malformed": self.malformed, "agreed": self.agreed,
                 "dropped_words": sorted(set(self.dropped_words))[:20]}
 
 
@@ -315,7 +317,11 @@ class VlmAnnotator(Annotator):
             have = {(a.name, a.category) for a in own}
             extra = tuple(a for a in found.get(o.id, []) if (a.name, a.category) not in have)
             kept_objects.append(replace(o, attributes=own + extra))
-        relations = tuple(r for r in graph.relations if r.source != "vlm") + tuple(new_relations)
+        kept = tuple(r for r in graph.relations if r.source != "vlm")
+        have = {(r.subject, r.predicate, r.object) for r in kept}
+        fresh = tuple(r for r in new_relations if (r.subject, r.predicate, r.object) not in have)
+        counts.agreed = len(new_relations) - len(fresh)  # the VLM named a relation the graph already has
+        relations = kept + fresh
         if counts.out_of_vocabulary or counts.malformed:
             log.info("vlm: %s: %d answer(s) outside the vocabulary, %d malformed", item.path,
                      counts.out_of_vocabulary, counts.malformed)
