@@ -21,7 +21,7 @@ from scene_graphs.model import Box, Object, Relation, SceneGraph
 from scene_graphs.perception.base import AnnotatorError
 from scene_graphs.perception.images import load_image
 from scene_graphs.perception.profiles import STAGE_ORDER, build_pipeline, make_config
-from scene_graphs.perception.vlm import VlmAnnotator, data_url, parse_json_object
+from scene_graphs.perception.vlm import VlmAnnotator, VlmServerError, data_url, parse_json_object
 from scene_graphs.schema import validate_against_schema
 from tests.llm_server import FakeServer, Reply, completion, free_port
 
@@ -145,20 +145,20 @@ def test_a_server_error_fails_the_image(cup_item, status: int) -> None:
 
     with FakeServer(broken) as srv:
         stage = vlm_stage(srv.url)
-        with pytest.raises(AnnotatorError, match="failed on indoor_coffee_cup.jpg"):
+        with pytest.raises(VlmServerError, match="failed on indoor_coffee_cup.jpg"):
             stage([cup_item], [cup_graph(cup_item)])
 
 
 def test_a_timeout_fails_the_image(cup_item) -> None:
     with FakeServer(lambda body, n: Reply(completion("{}"), delay=2.0)) as srv:
         stage = vlm_stage(srv.url, timeout=0.3, max_pairs=0, max_objects=1)
-        with pytest.raises(AnnotatorError, match="APITimeoutError"):
+        with pytest.raises(VlmServerError, match="APITimeoutError"):
             stage([cup_item], [cup_graph(cup_item)])
 
 
 def test_a_dead_server_is_refused_at_load() -> None:
     stage = VlmAnnotator(base_url=f"http://127.0.0.1:{free_port()}/v1", model="m")
-    with pytest.raises(AnnotatorError, match="cannot be reached"):
+    with pytest.raises(VlmServerError, match="cannot be reached"):
         stage.load("cpu")
 
 

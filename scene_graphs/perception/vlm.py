@@ -20,10 +20,10 @@ twice. What is kept is marked ``source: "vlm"`` (attributes and relations) with 
 counts go to ``provenance["stages"]["vlm"]["counts"]`` of each graph. A rerun replaces the earlier
 ``vlm`` attributes and relations and leaves the others alone.
 
-A server that fails (connection refused, timeout, HTTP error) is never an answer: loading probes
-``/models`` and raises :class:`~.base.AnnotatorError` when the server cannot be reached (``mmgen
-annotate`` exits non-zero before any image), and a failure during an image raises it for that image
-(the pipeline records the image as failed; nothing is written for it).
+A server that fails (connection refused, timeout, HTTP error) is never an answer. Loading probes
+``/models`` and raises :class:`VlmServerError` (an :class:`~.base.AnnotatorError`) when the server cannot
+be reached, so ``mmgen annotate`` exits non-zero before any image; a failure during an image raises it for
+that image (the pipeline records the image as failed; nothing is written for it).
 
 The stage is in the ``quality`` profile but off by default; turn it on with its server and model::
 
@@ -61,6 +61,10 @@ LLM_EXTRA = "mmgen[llm]"
 SUBJECT_COLOR = (255, 0, 0)
 OBJECT_COLOR = (0, 0, 255)
 NO_RELATION = "none"
+
+
+class VlmServerError(AnnotatorError):
+    """The server failed (unreachable, timeout, HTTP error): never an answer about the image."""
 
 ATTRIBUTE_PROMPT = (
     "The image is a crop around one {label}. For each property below pick the one word that describes this "
@@ -185,7 +189,7 @@ class VlmAnnotator(Annotator):
         except openai.NotFoundError:
             pass  # a server without /models can still answer chat completions
         except openai.OpenAIError as exc:
-            raise AnnotatorError(f"stage 'vlm': the server at {self.options['base_url']} cannot be reached "
+            raise VlmServerError(f"stage 'vlm': the server at {self.options['base_url']} cannot be reached "
                                  f"({type(exc).__name__}: {exc})") from None
 
     def provenance(self) -> dict[str, Any]:
@@ -197,7 +201,7 @@ class VlmAnnotator(Annotator):
     # ------------------------------------------------------------------ asking
     def ask(self, text: str, url: str, where: str) -> tuple[dict[str, Any] | None, int]:
         """The parsed JSON object of the answer (asked again once when malformed; None then) and the
-        number of requests; a server failure raises :class:`AnnotatorError`."""
+        number of requests; a server failure raises :class:`VlmServerError`."""
         import openai
 
         messages = [{"role": "user", "content": [{"type": "text", "text": text},
@@ -209,7 +213,7 @@ class VlmAnnotator(Annotator):
                     model=self.options["model"], messages=messages, temperature=float(self.options["temperature"]),
                     seed=int(self.options["seed"]), max_tokens=200, **extra)
             except openai.OpenAIError as exc:
-                raise AnnotatorError(f"stage 'vlm': the server at {self.options['base_url']} failed on {where} "
+                raise VlmServerError(f"stage 'vlm': the server at {self.options['base_url']} failed on {where} "
                                      f"({type(exc).__name__}: {exc})") from None
             content = reply.choices[0].message.content if reply.choices else None
             parsed = parse_json_object(content)
@@ -302,7 +306,7 @@ class VlmAnnotator(Annotator):
         counts = Counts()
         found: dict[str, list[Attribute]] = {}
         for o, job in zip(objects, attr_jobs):
-            attrs, c = job.result()  # an AnnotatorError (server failure) fails this image
+            attrs, c = job.result()  # a VlmServerError fails this image
             found[o.id] = attrs
             counts.add(c)
         new_relations = []
