@@ -35,6 +35,11 @@ class AnnotatorError(RuntimeError):
     """An annotator cannot run as configured (bad option, missing input field)."""
 
 
+class ServiceError(AnnotatorError):
+    """A service a stage calls (a model server) failed: never a verdict about the image. The pipeline
+    raises it instead of recording the images as failed, so the shard fails and a rerun retries it."""
+
+
 def require(stage: str, modules: Mapping[str, str], extra: str = VISION_EXTRA) -> None:
     """Raise :class:`MissingDependencyError` unless every module (import name -> pip name) imports."""
     missing = [pip for mod, pip in modules.items() if importlib.util.find_spec(mod) is None]

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model import SceneGraph
-from .base import Annotator, MissingDependencyError
+from .base import Annotator, MissingDependencyError, ServiceError
 from .images import DEFAULT_MAX_PIXELS, ImageError, ImageItem, load_image
 from .weights import MissingWeightsError
 
@@ -197,8 +197,8 @@ class Pipeline:
         ahead = self._begin(items)
         try:
             return list(self._run(items, ahead))
-        except (MissingWeightsError, MissingDependencyError):
-            raise
+        except (MissingWeightsError, MissingDependencyError, ServiceError):
+            raise  # a stage that cannot load, or a server that failed, is never blamed on the images
         except Exception as batch_exc:  # noqa: BLE001 - isolate the image that breaks the batch
             if len(items) == 1:
                 return [ImageFailure(items[0].path, f"{type(batch_exc).__name__}: {batch_exc}", "annotate",

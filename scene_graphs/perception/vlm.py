@@ -51,7 +51,7 @@ import numpy as np
 from ..model import Attribute, Box, Object, Relation, SceneGraph
 from ..vocab import normalize
 from .attributes import CLIP_VOCABULARY, NONE_WORDS, crop_box
-from .base import Annotator, AnnotatorError, require
+from .base import Annotator, AnnotatorError, ServiceError, require
 from .images import ImageItem
 from .relations import PREDICATES, edge_distance
 
@@ -63,7 +63,7 @@ OBJECT_COLOR = (0, 0, 255)
 NO_RELATION = "none"
 
 
-class VlmServerError(AnnotatorError):
+class VlmServerError(ServiceError):
     """The server failed (unreachable, timeout, HTTP error): never an answer about the image."""
 
 ATTRIBUTE_PROMPT = (
