@@ -136,12 +136,12 @@ def verify_image(output: Output, image_id: str) -> dict[str, RecordCheck]:
 
     Each QA folder's records about the image (for an image set: every record of the set) are written
     with the graphs they need to a temporary folder with the folder's manifest, and
-    :func:`mmgen.verify.verify` runs on it, so the checks are exactly those of ``mmgen verify``. Records
+    :func:`mmgen.check.verify.verify` runs on it, so the checks are exactly those of ``mmgen verify``. Records
     of folders that are not generate output (an evolve stage rewrites text) are not checked.
     """
     from scene_graphs.io import write_graphs
 
-    from .verify import verify
+    from .check.verify import verify
 
     by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for rec in output.records(image_id):

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from mmgen.cli import main
-from mmgen.evaluate import GraphEvaluation, evaluate_pair, match_objects
+from mmgen.check.evaluate import GraphEvaluation, evaluate_pair, match_objects
 from scene_graphs.io import write_graphs
 from scene_graphs.model import Attribute, Box, Mask, Object, Relation, SceneGraph
 

@@ -16,7 +16,7 @@ from mmgen.export import ExportOptions, export, read_export
 from mmgen.export.jsonio import iter_json_records
 from mmgen.export.messages import content_turn
 from mmgen.export.render import image_part_labels, is_image_label
-from mmgen.validate import validate
+from mmgen.check.validate import validate
 from programs.base import QA
 from tests.test_export import make_qa, write_qa
 

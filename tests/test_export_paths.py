@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from mmgen.cli import main
 from mmgen.export import ExportError, ExportOptions, export, render
-from mmgen.validate import validate
+from mmgen.check.validate import validate
 from tests.test_export import make_images, make_qa, write_qa
 
 

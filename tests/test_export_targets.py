@@ -19,7 +19,7 @@ from mmgen.export import FORMATS, ExportError, ExportOptions, export, read_expor
 from mmgen.export.jsonio import iter_json_records
 from mmgen.export.render import safe_id
 from mmgen.export.targets import TARGETS, convert_boxes, oriented_size, smart_resize
-from mmgen.validate import validate
+from mmgen.check.validate import validate
 from programs.base import QA
 from tests.test_export import IMAGES, make_qa, sample_qa_dir, write_qa
 

@@ -65,7 +65,7 @@ def test_verify_catches_a_tampered_answer(tmp_path):
 
 def test_verify_accepts_curated_output_as_an_ordered_subset(tmp_path):
     """Curation drops records; what it keeps must still verify, and a changed kept record must not."""
-    from mmgen.verify import verify
+    from mmgen.check.verify import verify
 
     runner = CliRunner()
     assets = "assets/scene_graphs"

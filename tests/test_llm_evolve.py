@@ -79,7 +79,7 @@ def test_evolved_records_carry_lineage_and_verify_is_not_fooled(qa_dir: Path, tm
                                        "--show", "1000"])
     assert result.exit_code == 0, result.output
     assert f"{len(evolved)} evolved record(s)" in result.output
-    from mmgen.verify import verify
+    from mmgen.check.verify import verify
 
     report = verify(tmp_path / "evo", ASSETS)
     assert report.ok and report.not_rederivable == len(evolved)
@@ -325,7 +325,7 @@ def test_verify_fails_on_evolved_text_that_contradicts_the_graph(poisoned: tuple
         args = ["evolve", str(qa), "-o", str(tmp_path / "evo"), "--scene-graphs", str(sg), "--llm-base-url", srv.url,
                 "--llm-model", "fake", "--llm-cache", str(tmp_path / "c.sqlite")]
         assert CliRunner().invoke(main, args, catch_exceptions=False).exit_code == 0
-    from mmgen.verify import verify
+    from mmgen.check.verify import verify
 
     path = tmp_path / "evo" / "part-00000.jsonl"
     records = read(path)

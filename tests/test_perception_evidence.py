@@ -143,7 +143,7 @@ def test_calibration_moves_each_label_threshold_onto_the_confident_score() -> No
 
 
 def test_calibrated_thresholds_from_labelled_graphs(tmp_path: Path) -> None:
-    from mmgen.evaluate import calibrate_thresholds
+    from mmgen.check.evaluate import calibrate_thresholds
     from scene_graphs.io import write_graphs
 
     ref_objs = tuple(Object(f"r{i}", "cup", Box(i * 10, 0, i * 10 + 8, 8), 1.0) for i in range(6))

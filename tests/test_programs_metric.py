@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmgen.cli import main
-from mmgen.verify import verify
+from mmgen.check.verify import verify
 from programs.base import MULTIPLE_CHOICE, GraphView, ProgramConfig, get_program, load_all, run_single
 from programs.predicates import entangled
 from programs.single.metric import MAX_SPREAD, MIN_CELLS, RATIO, distractors, fmt_metres, significant

@@ -19,7 +19,7 @@ from mmgen.cli import main
 from mmgen.stages.generate_multi import build_index
 from mmgen.log import LOGGER_NAMES
 from mmgen.store import GraphStore
-from mmgen.verify import verify
+from mmgen.check.verify import verify
 from scene_graphs.io import RecordError, write_graphs
 from scene_graphs.synthetic import random_graph
 

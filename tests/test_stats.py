@@ -14,9 +14,9 @@ from PIL import Image
 
 pytest.importorskip("matplotlib", reason="mmgen stats needs matplotlib")
 
-from mmgen import stats
+from mmgen.check import stats
 from mmgen.cli import main
-from mmgen.stats import collect, position_balance, write_report
+from mmgen.check.stats import collect, position_balance, write_report
 from mmgen.store import open_output
 from scene_graphs.io import iter_graphs, read_jsonl
 from tests.test_inspect import DROP_REASONS, XSS_TEXT, build_output

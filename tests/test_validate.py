@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from mmgen.export import ExportOptions, export, get_format
-from mmgen.validate import validate
+from mmgen.check.validate import validate
 from tests.test_export import make_qa, write_qa
 
 Records = list[dict[str, Any]]

@@ -39,7 +39,7 @@ def command(pred: Path, ref: Path, iou: float, thresholds: str, label_map: Path 
     Example:
       mmgen eval-graphs out/scene_graphs coco_sg/ --label-map labels.json --per-label
     """
-    from ..evaluate import evaluate
+    from ..check.evaluate import evaluate
 
     try:
         ts = [float(t) for t in thresholds.split(",") if t.strip()]

@@ -27,7 +27,7 @@ def command(out_dir: Path, dest: Path | None) -> None:
     from ..extras import require
 
     require("viz", "matplotlib", "mmgen stats")
-    from ..stats import write_report
+    from ..check.stats import write_report
     from ..store import open_output
 
     with open_output(out_dir) as output:

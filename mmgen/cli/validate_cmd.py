@@ -36,7 +36,7 @@ def command(path: Path, fmt: str | None, target: str | None, style: str | None, 
     Example:
       mmgen validate out/llava/train.json --image-root images
     """
-    from ..validate import validate
+    from ..check.validate import validate
 
     report = validate(path, fmt, image_root, decode=not no_decode, max_problems=show, target=target, style=style)
     for problem in report.problems:

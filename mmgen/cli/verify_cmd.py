@@ -21,7 +21,7 @@ def command(qa: Path, sg: Path, show: int) -> None:
     Checks that every plan is still valid for its graph, that the stored answer is what the graph
     gives, and that regenerating with the stored seed reproduces the records exactly.
     """
-    from ..verify import verify
+    from ..check.verify import verify
 
     report = verify(qa, sg)
     for line in report.problems[:show]:

@@ -1,7 +1,7 @@
 """Per-label score calibration kept as data (``data/thresholds.json``).
 
 A labelled set says, per label, the score from which that label's predictions are right often enough
-(:func:`mmgen.evaluate.calibrate_thresholds`). :func:`calibrate` maps that per-label threshold ``t``
+(:func:`mmgen.check.evaluate.calibrate_thresholds`). :func:`calibrate` maps that per-label threshold ``t``
 onto one global confident score ``c`` (0.5): ``s * c / t`` below ``t``, ``c + (s - t) * (1 - c) / (1 - t)``
 above, so order within a label is kept and "score >= 0.5" means "confident" for every label.
 """

@@ -28,7 +28,7 @@ from typing import Any
 
 from scene_graphs.io import RecordError, read_jsonl
 
-from .store import GraphStore, StageFolder, qa_shards, read_graphs_tolerant
+from ..store import GraphStore, StageFolder, qa_shards, read_graphs_tolerant
 
 
 @dataclass
@@ -153,7 +153,7 @@ def _check_group(program: Any, graphs: list[Any], records: list[dict[str, Any]],
 def _check_evolved_text(evolved: list[dict[str, Any]], regenerated: list[dict[str, Any]], graphs: list[Any],
                         min_score: float, report: VerifyReport) -> None:
     """The rewritten text of evolved records against the graph(s), rooted at the regenerated originals."""
-    from .llm.guard import GraphFacts, Vocabulary, check_facts
+    from ..llm.guard import GraphFacts, Vocabulary, check_facts
 
     roots = {r["id"]: r for r in regenerated}
     facts = GraphFacts.of(graphs, min_score)
@@ -218,7 +218,7 @@ def _verify_multi_run(qa_dir: Path, sg_src: Path, registry: dict[str, Any], conf
     """A ``generate --multi`` output, shard by shard, loading only the graphs each shard needs."""
     import bisect
 
-    from .stages.generate_multi import build_index
+    from ..stages.generate_multi import build_index
 
     inputs = StageFolder(sg_src).graph_shards()
     index = build_index(inputs)

@@ -27,7 +27,7 @@ from scene_graphs.io import atomic_write
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from .store import Output
+    from ..store import Output
 
 log = logging.getLogger("mmgen.stats")
 

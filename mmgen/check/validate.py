@@ -173,9 +173,9 @@ def validate(path: str | os.PathLike[str], fmt: str | None = None, image_root: s
     """Check an exported file, or every data file of an export folder. ``fmt``, ``image_root``,
     ``target`` and ``style`` default to the folder's ``export.json``; without an image root, image files
     are not checked (unless the format embeds them)."""
-    from .export import ExportError, Malformed, find_manifest, get_format
-    from .export import targets as targets_
-    from .export.render import escapes_root, outside_root
+    from ..export import ExportError, Malformed, find_manifest, get_format
+    from ..export import targets as targets_
+    from ..export.render import escapes_root, outside_root
 
     path = Path(path)
     if not path.exists():
