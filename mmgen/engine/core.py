@@ -698,17 +698,20 @@ def _remove_stale_shards(out: Path, n_shards: int, keep_for_reuse: str | None = 
             log.info("removed %s (left over from a larger earlier input)", p.name)
 
 
-def _files_intact(marker: Any, out: Path) -> bool:
-    files = marker.get("files") if isinstance(marker, dict) else None
-    if not isinstance(files, dict) or not files:
-        return False
-    for name, size in files.items():
+def sizes_intact(sizes: Mapping[str, int], out: Path) -> bool:
+    """Whether every file named in ``sizes`` exists below ``out`` with its recorded size."""
+    for name, size in sizes.items():
         try:
             if (out / name).stat().st_size != size:
                 return False
         except OSError:
             return False
     return True
+
+
+def _files_intact(marker: Any, out: Path) -> bool:
+    files = marker.get("files") if isinstance(marker, dict) else None
+    return isinstance(files, dict) and bool(files) and sizes_intact(files, out)
 
 
 def set_aside(out: Path, index: int, config_id: str) -> bool:

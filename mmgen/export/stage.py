@@ -44,7 +44,7 @@ import orjson
 from scene_graphs.io import atomic_write, read_jsonl
 
 from ..engine.core import (EngineError, EngineOptions, Plan, RunSummary, ShardFiles, ShardOutcome, ShardSpec,
-                           ShardWorker, Stage, fingerprint, run_stage)
+                           ShardWorker, Stage, fingerprint, run_stage, sizes_intact)
 from ..llm.stage import qa_file_key
 from ..store import limit_shards, read_json
 from ..store.folder import MANIFEST as STAGE_MANIFEST
@@ -211,13 +211,7 @@ def unchanged(out: Path, manifest: Any, key: str) -> bool:
     run = manifest.get("run") if isinstance(manifest, dict) else None
     if not isinstance(run, dict) or run.get("key") != key or not isinstance(run.get("sizes"), dict):
         return False
-    for name, size in run["sizes"].items():
-        try:
-            if (out / name).stat().st_size != size:
-                return False
-        except OSError:
-            return False
-    return True
+    return sizes_intact(run["sizes"], out)
 
 
 def _made(work: Path, n: int) -> Iterator[Made]:
